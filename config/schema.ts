@@ -1,0 +1,267 @@
+// The one schema of the configuration: validation and TypeScript types both
+// come from here (z.output / z.input). Pure: no I/O, no side effects.
+import { z } from 'zod';
+import { parseDuration, parseSize } from './units.js';
+
+const ID = /^[A-Za-z0-9_-]+$/;
+
+/** A duration: ms as a number, or "250ms", "5s", "2m", "1h". Output: ms. */
+export const duration = z.unknown().transform((input, ctx): number => {
+  const ms = parseDuration(input);
+  if (ms === undefined) {
+    ctx.issues.push({ code: 'custom', input, message: `expected a duration (milliseconds, or a string like "250ms", "5s", "2m", "1h")` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/** A size: bytes as a number, or "64KiB", "256MiB". Output: bytes. */
+export const size = z.unknown().transform((input, ctx): number => {
+  const bytes = parseSize(input);
+  if (bytes === undefined) {
+    ctx.issues.push({ code: 'custom', input, message: `expected a size (bytes, or a string like "64KiB", "256MiB")` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+const id = z.string().regex(ID, { message: 'expected an id of letters, digits, "_" or "-"' });
+const nonNegative = z.number().min(0);
+const positiveInt = z.number().int().positive();
+
+// ---------------------------------------------------------------- tags
+
+const tagCommon = {
+  /** the tag name used on MQTT (default: the key) */
+  name: z.string().regex(/^[^/#+\s]+$/, { message: 'expected a name without "/", "#", "+" or spaces' }).optional(),
+  unit: z.string().optional(),
+  description: z.string().optional(),
+  scale: z.number().optional(),
+  offset: z.number().optional(),
+  min: z.number().optional(),
+  max: z.number().optional(),
+  deadband: nonNegative.optional(),
+  min_interval: duration.optional(),
+  max_interval: duration.optional(),
+  writable: z.boolean().optional(),
+};
+
+export const valueType = z.enum(['number', 'integer', 'boolean', 'string']);
+
+export const serialTag = z.strictObject({ ...tagCommon, type: valueType.optional() });
+
+export const modbusTag = z.strictObject({
+  ...tagCommon,
+  area: z.enum(['coil', 'discrete', 'holding', 'input']),
+  address: z.number().int().min(0).max(65535),
+  type: z.enum(['bool', 'int16', 'uint16', 'int32', 'uint32', 'float32', 'float64', 'string']).optional(),
+  /** registers of a string tag */
+  length: z.number().int().min(1).max(125).optional(),
+  word_order: z.enum(['big', 'little']).default('big'),
+  byte_swap: z.boolean().default(false),
+});
+
+export const opcuaTag = z.strictObject({
+  ...tagCommon,
+  type: valueType.optional(),
+  node: z.string().min(1),
+  sampling_interval: duration.optional(),
+  queue_size: positiveInt.optional(),
+});
+
+// ---------------------------------------------------------------- devices
+
+export const batchSettings = z.strictObject({
+  max_readings: positiveInt.default(500),
+  max_bytes: size.default(256 * 1024),
+  max_wait: duration.default(1000),
+});
+const batchOverride = z.strictObject({
+  max_readings: positiveInt.optional(),
+  max_bytes: size.optional(),
+  max_wait: duration.optional(),
+});
+
+const serialLine = {
+  port: z.string().min(1),
+  baud_rate: positiveInt.default(9600),
+  data_bits: z.literal([5, 6, 7, 8]).default(8),
+  parity: z.enum(['none', 'even', 'odd', 'mark', 'space']).default('none'),
+  stop_bits: z.literal([1, 1.5, 2]).default(1),
+};
+
+const deviceCommon = {
+  id,
+  enabled: z.boolean().default(true),
+  batch: batchOverride.optional(),
+};
+
+export const serialDevice = z.strictObject({
+  ...deviceCommon,
+  driver: z.literal('serial'),
+  ...serialLine,
+  delimiter: z.string().min(1).default('\n'),
+  encoding: z.enum(['utf8', 'ascii', 'latin1']).default('utf8'),
+  max_line_length: size.default(4096),
+  format: z.enum(['kv', 'json', 'csv', 'regex']).default('kv'),
+  /** csv: the column names, in order */
+  columns: z.array(z.string().min(1)).min(1).optional(),
+  /** csv: the column separator (default ","); kv: the pair separator (default ";") */
+  separator: z.string().min(1).optional(),
+  /** regex: a pattern with named groups, one per tag */
+  pattern: z.string().min(1).optional(),
+  /** query/response instruments: sent every poll_interval */
+  request: z.string().min(1).optional(),
+  poll_interval: duration.default(1000),
+  timeout: duration.default(1000),
+  /** streaming instruments: no line for this long marks the device and reopens the port */
+  no_data_timeout: duration.optional(),
+  write_template: z.string().min(1).optional(),
+  tags: z.record(z.string().min(1), serialTag).prefault({}),
+});
+
+export const modbusRtuDevice = z.strictObject({
+  ...deviceCommon,
+  driver: z.literal('modbus-rtu'),
+  ...serialLine,
+  unit_id: z.number().int().min(0).max(247).default(1),
+  poll_interval: duration.default(1000),
+  timeout: duration.default(1000),
+  tags: z.record(z.string().min(1), modbusTag).prefault({}),
+});
+
+export const modbusTcpDevice = z.strictObject({
+  ...deviceCommon,
+  driver: z.literal('modbus-tcp'),
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(502),
+  unit_id: z.number().int().min(0).max(255).default(1),
+  poll_interval: duration.default(1000),
+  timeout: duration.default(1000),
+  tags: z.record(z.string().min(1), modbusTag).prefault({}),
+});
+
+export const opcuaDevice = z.strictObject({
+  ...deviceCommon,
+  driver: z.literal('opcua'),
+  endpoint: z.string().regex(/^opc\.tcp:\/\/.+/, { message: 'expected an opc.tcp://host:port URL' }),
+  security_mode: z.enum(['None', 'Sign', 'SignAndEncrypt']).default('None'),
+  security_policy: z.enum(['None', 'Basic256Sha256', 'Aes128_Sha256_RsaOaep', 'Aes256_Sha256_RsaPss']).default('None'),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  pki_dir: z.string().optional(),
+  auto_accept_server_certificate: z.boolean().default(false),
+  sampling_interval: duration.default(1000),
+  publishing_interval: duration.default(1000),
+  queue_size: positiveInt.default(10),
+  tags: z.record(z.string().min(1), opcuaTag).prefault({}),
+});
+
+export const device = z.discriminatedUnion('driver', [serialDevice, modbusRtuDevice, modbusTcpDevice, opcuaDevice]);
+
+// ---------------------------------------------------------------- gateway
+
+export const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+
+export const configSchema = z.strictObject({
+  gateway: z.strictObject({
+    id: id.optional(),
+    log_level: logLevel.optional(),
+  }).prefault({}),
+  mqtt: z.strictObject({
+    url: z.string().regex(/^(mqtts?|wss?):\/\/.+|^embedded$/, { message: 'expected an mqtt://, mqtts://, ws:// or wss:// URL, or "embedded"' }).default('mqtt://127.0.0.1:1883'),
+    client_id: z.string().min(1).max(128).optional(),
+    username: z.string().optional(),
+    password: z.string().optional(),
+    tls: z.strictObject({
+      ca: z.string().optional(),
+      cert: z.string().optional(),
+      key: z.string().optional(),
+      reject_unauthorized: z.boolean().default(true),
+    }).optional(),
+    protocol_version: z.literal([3, 4, 5]).default(4),
+    qos: z.literal([0, 1]).default(1),
+    topic_prefix: z.string().regex(/^[^#+]+$/, { message: 'expected a topic without "#" or "+"' })
+      .refine((s) => !s.startsWith('/') && !s.endsWith('/'), { message: 'must not start or end with "/"' }).optional(),
+    retain_last_values: z.boolean().default(false),
+    keepalive: duration.default(30_000),
+    connect_timeout: duration.default(10_000),
+    /** publishes handed to the client and not yet acknowledged, at most */
+    max_inflight: z.number().int().min(1).max(65535).default(64),
+  }).prefault({}),
+  buffer: z.strictObject({
+    dir: z.string().min(1).optional(),
+    max_size: size.default(256 * 1024 * 1024),
+    durability: z.enum(['on_outage', 'always']).default('on_outage'),
+  }).prefault({}),
+  batch: batchSettings.prefault({}),
+  stats_interval: duration.default(60_000),
+  devices: z.array(device).default([]),
+}).superRefine((cfg, ctx) => {
+  const seen = new Map<string, number>();
+  cfg.devices.forEach((d, i) => {
+    const first = seen.get(d.id);
+    if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['devices', i, 'id'], input: d.id, message: `duplicate device id (also devices[${first}].id)` });
+    else seen.set(d.id, i);
+    checkDevice(d, i, ctx);
+  });
+});
+
+function checkDevice(d: z.output<typeof device>, i: number, ctx: z.RefinementCtx): void {
+  const at = (...p: (string | number)[]) => ['devices', i, ...p];
+  const names = new Map<string, string>();
+  for (const [key, tag] of Object.entries(d.tags)) {
+    if (tag.min !== undefined && tag.max !== undefined && tag.min > tag.max) {
+      ctx.addIssue({ code: 'custom', path: at('tags', key, 'min'), input: tag.min, message: `min must not exceed max (${tag.max})` });
+    }
+    const name = tag.name ?? key;
+    const other = names.get(name);
+    if (other !== undefined) ctx.addIssue({ code: 'custom', path: at('tags', key, 'name'), input: name, message: `tag name "${name}" is also used by tags.${other}` });
+    else names.set(name, key);
+    if (d.driver === 'serial' && tag.writable && d.write_template === undefined) {
+      ctx.addIssue({ code: 'custom', path: at('tags', key, 'writable'), input: true, message: 'a writable serial tag needs the device\'s write_template' });
+    }
+  }
+  if (d.driver === 'serial') {
+    if (d.format === 'csv' && d.columns === undefined) ctx.addIssue({ code: 'custom', path: at('columns'), input: undefined, message: 'format csv needs columns' });
+    if (d.format === 'regex') {
+      if (d.pattern === undefined) ctx.addIssue({ code: 'custom', path: at('pattern'), input: undefined, message: 'format regex needs a pattern' });
+      else {
+        try {
+          const re = new RegExp(d.pattern);
+          if (!/\(\?<[A-Za-z_$][\w$]*>/.test(re.source)) ctx.addIssue({ code: 'custom', path: at('pattern'), input: d.pattern, message: 'expected a pattern with named groups, like (?<T>[0-9.]+)' });
+        } catch (e) {
+          ctx.addIssue({ code: 'custom', path: at('pattern'), input: d.pattern, message: `invalid regular expression: ${(e as Error).message}` });
+        }
+      }
+    }
+  }
+  if (d.driver === 'modbus-rtu' || d.driver === 'modbus-tcp') {
+    for (const [key, tag] of Object.entries(d.tags)) {
+      const bitArea = tag.area === 'coil' || tag.area === 'discrete';
+      if (bitArea && tag.type !== undefined && tag.type !== 'bool') ctx.addIssue({ code: 'custom', path: at('tags', key, 'type'), input: tag.type, message: `area ${tag.area} holds bits: type must be bool` });
+      if (!bitArea && tag.type === 'bool') ctx.addIssue({ code: 'custom', path: at('tags', key, 'type'), input: tag.type, message: `area ${tag.area} holds registers: type bool is for coil or discrete` });
+      if (tag.type === 'string' && tag.length === undefined) ctx.addIssue({ code: 'custom', path: at('tags', key, 'length'), input: undefined, message: 'a string tag needs length (registers)' });
+      if (tag.writable && (tag.area === 'discrete' || tag.area === 'input')) ctx.addIssue({ code: 'custom', path: at('tags', key, 'writable'), input: true, message: `area ${tag.area} is read-only` });
+    }
+  }
+}
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type DeviceConfig = z.output<typeof device>;
+export type SerialDeviceConfig = z.output<typeof serialDevice>;
+export type ModbusRtuDeviceConfig = z.output<typeof modbusRtuDevice>;
+export type ModbusTcpDeviceConfig = z.output<typeof modbusTcpDevice>;
+export type OpcuaDeviceConfig = z.output<typeof opcuaDevice>;
+export type TagConfig = z.output<typeof serialTag> | z.output<typeof modbusTag> | z.output<typeof opcuaTag>;
+export type BatchSettings = z.output<typeof batchSettings>;
+export type MqttConfig = Config['mqtt'];
+export type ValueType = z.output<typeof valueType>;
+
+/** The config after defaults that depend on the host (gateway id, prefix, dirs). */
+export interface ResolvedConfig extends Config {
+  gateway: Config['gateway'] & { id: string };
+  mqtt: Config['mqtt'] & { client_id: string; topic_prefix: string };
+  buffer: Config['buffer'] & { dir: string };
+}
