@@ -157,7 +157,12 @@ export const opcuaDevice = z.strictObject({
   tags: z.record(z.string().min(1), opcuaTag).prefault({}),
 });
 
-export const device = z.discriminatedUnion('driver', [serialDevice, modbusRtuDevice, modbusTcpDevice, opcuaDevice]);
+export const device = z.discriminatedUnion('driver', [
+  serialDevice.superRefine(checkDevice),
+  modbusRtuDevice.superRefine(checkDevice),
+  modbusTcpDevice.superRefine(checkDevice),
+  opcuaDevice.superRefine(checkDevice),
+]);
 
 // ---------------------------------------------------------------- gateway
 
@@ -198,17 +203,23 @@ export const configSchema = z.strictObject({
   stats_interval: duration.default(60_000),
   devices: z.array(device).default([]),
 }).superRefine((cfg, ctx) => {
+  // runs even when other parts are invalid, so duplicates are reported with the rest
+  const devices: unknown = (cfg as { devices?: unknown }).devices;
+  if (!Array.isArray(devices)) return;
   const seen = new Map<string, number>();
-  cfg.devices.forEach((d, i) => {
-    const first = seen.get(d.id);
-    if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['devices', i, 'id'], input: d.id, message: `duplicate device id (also devices[${first}].id)` });
-    else seen.set(d.id, i);
-    checkDevice(d, i, ctx);
+  devices.forEach((d: unknown, i) => {
+    const id = (d as { id?: unknown } | null)?.id;
+    if (typeof id !== 'string') return;
+    const first = seen.get(id);
+    if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['devices', i, 'id'], input: id, message: `duplicate device id (also devices[${first}].id)` });
+    else seen.set(id, i);
   });
-});
+}, { when: () => true });
 
-function checkDevice(d: z.output<typeof device>, i: number, ctx: z.RefinementCtx): void {
-  const at = (...p: (string | number)[]) => ['devices', i, ...p];
+type AnyDevice = z.output<typeof serialDevice> | z.output<typeof modbusRtuDevice> | z.output<typeof modbusTcpDevice> | z.output<typeof opcuaDevice>;
+
+function checkDevice(d: AnyDevice, ctx: z.RefinementCtx): void {
+  const at = (...p: (string | number)[]) => p;
   const names = new Map<string, string>();
   for (const [key, tag] of Object.entries(d.tags)) {
     if (tag.min !== undefined && tag.max !== undefined && tag.min > tag.max) {

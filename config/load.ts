@@ -1,0 +1,220 @@
+// The configuration loader: YAML text → ${ENV} substitution → *_file secrets →
+// schema validation → host defaults. Every problem is collected, not just the
+// first, each as one line `FILE: path: message`. Pure apart from reading the
+// config file and the secret files it names: no sockets, timers or logging.
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { describeValue, formatIssues, formatPath, pathKey, type Path, type Problem, type Provenance } from './errors.js';
+import { configSchema, type Config, type ResolvedConfig } from './schema.js';
+
+export type LoadResult =
+  | { ok: true; config: ResolvedConfig; warnings: string[] }
+  | { ok: false; errors: string[] };
+
+type Tree = Record<string, unknown> | unknown[];
+
+const ENV_REF = /\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/** what substitution learnt on its way: problems, where they were, and the secrets to keep out of every line */
+interface Pass extends Provenance {
+  problems: Problem[];
+  failed: string[];
+  secrets: string[];
+}
+
+const isTree = (v: unknown): v is Tree => typeof v === 'object' && v !== null;
+
+function entries(node: Tree): [string | number, unknown][] {
+  return Array.isArray(node) ? node.map((v, i) => [i, v]) : Object.entries(node);
+}
+
+function fail(pass: Pass, path: Path, text: string): void {
+  pass.problems.push({ path, text: `${formatPath(path, pass)}: ${text}` });
+  pass.failed.push(pathKey(path).slice(0, -1));
+}
+
+/** ${NAME} in every string value; a value that cannot be completed is removed so that only its own error is reported */
+function substituteEnv(node: Tree, path: Path, env: NodeJS.ProcessEnv, pass: Pass): void {
+  for (const [key, value] of entries(node)) {
+    const here = [...path, key];
+    if (isTree(value)) { substituteEnv(value, here, env, pass); continue; }
+    if (typeof value !== 'string' || !value.includes('${')) continue;
+    const missing: string[] = [];
+    let used = false;
+    const out = value.replace(ENV_REF, (whole, escape: string, name: string) => {
+      if (escape) return whole.slice(1);
+      const v = env[name];
+      if (v === undefined) { if (!missing.includes(name)) missing.push(name); return whole; }
+      used = true;
+      return v;
+    });
+    if (missing.length) {
+      for (const name of missing) fail(pass, here, `environment variable ${name} is not set`);
+      if (!Array.isArray(node)) delete node[key as string];
+      continue;
+    }
+    (node as Record<string | number, unknown>)[key] = out;
+    // an environment value may be a secret: messages show the template instead
+    if (used) pass.shown.set(pathKey(here), `${describeValue(value)} (from the environment)`);
+  }
+}
+
+/** `X_file: PATH` becomes `X: <content of PATH>`, one trailing newline removed */
+function readSecretFiles(node: Tree, path: Path, readFile: (p: string) => string, pass: Pass): void {
+  for (const [key, value] of entries(node)) {
+    if (isTree(value)) { readSecretFiles(value, [...path, key], readFile, pass); continue; }
+    if (Array.isArray(node) || typeof key !== 'string' || typeof value !== 'string') continue;
+    if (!key.endsWith('_file') || key.length <= '_file'.length) continue;
+    const here = [...path, key];
+    const base = key.slice(0, -'_file'.length);
+    const obj = node as Record<string, unknown>;
+    delete obj[key];
+    if (base in obj) { fail(pass, here, `both ${base} and ${key} are given; use one of them`); continue; }
+    let content: string;
+    try {
+      content = readFile(value);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? 'unreadable';
+      fail(pass, here, `cannot read ${JSON.stringify(value)} (${code})`);
+      continue;
+    }
+    content = content.replace(/\r?\n$|\r$/, '');
+    obj[base] = content;
+    const at = pathKey([...path, base]);
+    pass.written.set(at, key);
+    pass.shown.set(at, `the content of ${JSON.stringify(value)}`);
+    if (content) pass.secrets.push(content);
+  }
+}
+
+/** where a path starts in the text, for ordering lines as the file reads; a key that is not there (required) sorts at the end of its parent */
+function offsetOf(doc: Document, path: Path, pass: Provenance): number {
+  let node: unknown = doc.contents;
+  let offset = 0;
+  for (let i = 0; i < path.length; i++) {
+    const seg = String(path[i]);
+    let next: unknown;
+    if (isMap(node)) {
+      const want = pass.written.get(pathKey(path.slice(0, i + 1))) ?? seg;
+      const pair = node.items.find((p) => String(isScalar(p.key) ? p.key.value : p.key) === want);
+      next = pair?.value;
+      if (pair) offset = (isScalar(pair.key) ? pair.key.range?.[0] : undefined) ?? offset;
+    } else if (isSeq(node)) {
+      next = node.items[Number(seg)];
+      offset = (next as { range?: [number] } | undefined)?.range?.[0] ?? offset;
+    }
+    if (!next) return (node as { range?: [number, number] } | null)?.range?.[1] ?? offset;
+    node = next;
+  }
+  return offset;
+}
+
+/** every secret out of a line, in the forms a message could carry it */
+function scrub(line: string, secrets: readonly string[]): string {
+  let out = line;
+  for (const s of secrets) {
+    if (s.length < 3) continue;
+    for (const form of [s, JSON.stringify(s).slice(1, -1)]) out = out.split(form).join('***');
+  }
+  return out;
+}
+
+function syntaxErrors(text: string, file: string): { doc: Document; errors: string[] } {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, merge: true });
+  const errors = doc.errors.map((e) => {
+    const { line, col } = lineCounter.linePos(e.pos[0]);
+    const msg = e.code === 'MULTIPLE_DOCS' ? 'expected one YAML document, found several' : e.message.replace(/\s+/g, ' ');
+    return `${file}: line ${line}, column ${col}: ${msg}`;
+  });
+  return { doc, errors };
+}
+
+/** defaults that depend on the host and environment; relative dirs against the working directory */
+function resolveHost(cfg: Config, env: NodeJS.ProcessEnv): ResolvedConfig {
+  const id = cfg.gateway.id ?? (hostname().replace(/[^A-Za-z0-9_-]/g, '-') || 'edgegate');
+  const stateDir = env.STATE_DIRECTORY?.split(':')[0];
+  return {
+    ...cfg,
+    gateway: { ...cfg.gateway, id },
+    mqtt: { ...cfg.mqtt, client_id: cfg.mqtt.client_id ?? `edgegate-${id}`, topic_prefix: cfg.mqtt.topic_prefix ?? `edgegate/${id}` },
+    buffer: { ...cfg.buffer, dir: resolve(cfg.buffer.dir ?? (stateDir || './data')) },
+  };
+}
+
+/** things that are allowed but almost certainly not what was meant */
+function warningsOf(cfg: Config): Problem[] {
+  const out: Problem[] = [];
+  const warn = (path: Path, text: string) => out.push({ path, text: `${formatPath(path)}: ${text}` });
+  if (cfg.mqtt.tls && !/^(mqtts|wss):/.test(cfg.mqtt.url)) {
+    warn(['mqtt', 'tls'], `ignored: the url ${cfg.mqtt.url.startsWith('embedded') ? 'is the embedded broker' : 'is not mqtts:// or wss://'}`);
+  }
+  cfg.devices.forEach((d, i) => {
+    for (const [key, tag] of Object.entries(d.tags)) {
+      const at = ['devices', i, 'tags', key];
+      if (tag.type === 'string' && tag.deadband !== undefined && tag.deadband > 0) {
+        warn([...at, 'deadband'], 'a string tag passes on any change; a deadband above 0 applies to numbers only');
+      }
+      if (tag.min_interval !== undefined && tag.max_interval !== undefined && tag.max_interval < tag.min_interval) {
+        warn([...at, 'max_interval'], `shorter than min_interval (${tag.min_interval} ms): the heartbeat is held back to min_interval`);
+      }
+    }
+  });
+  return out;
+}
+
+/**
+ * Parses and validates a configuration text. `file` only names it in
+ * messages; `readFile` reads `*_file` secrets (relative to the working directory).
+ */
+export function parseConfigText(
+  text: string,
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  readFile: (p: string) => string = (p) => readFileSync(p, 'utf8'),
+): LoadResult {
+  const { doc, errors } = syntaxErrors(text, file);
+  if (errors.length) return { ok: false, errors };
+  if (doc.contents === null) return { ok: false, errors: [`${file}: the file is empty; expected a mapping with gateway, mqtt, devices, ...`] };
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 1000 });
+  } catch (e) {
+    return { ok: false, errors: [`${file}: ${(e as Error).message.replace(/\s+/g, ' ')}`] };
+  }
+  if (!isMap(doc.contents) || !isTree(raw) || Array.isArray(raw)) {
+    return { ok: false, errors: [`${file}: expected a mapping at the top level (gateway, mqtt, devices, ...), got ${describeValue(raw)}`] };
+  }
+
+  const pass: Pass = { problems: [], failed: [], secrets: [], written: new Map(), shown: new Map() };
+  substituteEnv(raw, [], env, pass);
+  readSecretFiles(raw, [], readFile, pass);
+
+  const parsed = configSchema.safeParse(raw, { reportInput: true });
+  const problems = [...pass.problems];
+  if (!parsed.success) {
+    // a value that already failed substitution is reported once, by that failure
+    const already = (p: Path) => pass.failed.some((f) => pathKey(p).startsWith(f) && /^[\],]/.test(pathKey(p).slice(f.length)));
+    problems.push(...formatIssues(parsed.error.issues, raw, pass).filter((p) => !already(p.path)));
+  }
+  const lines = (list: Problem[]) => list
+    .map((p, i) => ({ p, i, at: offsetOf(doc, p.path, pass) }))
+    .sort((a, b) => a.at - b.at || a.i - b.i)
+    .map(({ p }) => scrub(`${file}: ${p.text}`, pass.secrets));
+
+  if (problems.length || !parsed.success) return { ok: false, errors: lines(problems) };
+  return { ok: true, config: resolveHost(parsed.data, env), warnings: lines(warningsOf(parsed.data)) };
+}
+
+/** Reads and validates a configuration file. */
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    return { ok: false, errors: [`${file}: cannot read the configuration file (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})`] };
+  }
+  return parseConfigText(text, file, env);
+}
