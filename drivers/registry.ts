@@ -1,0 +1,22 @@
+// The only way the core reaches concrete drivers. Driver modules are imported
+// lazily, so a gateway without OPC UA devices never loads node-opcua.
+import type { DeviceConfig } from '../config/schema.js';
+import { PermanentError, type Driver } from '../gateway/types.js';
+
+/** extra wiring a caller may give a driver (the demo's mock serial binding) */
+export interface DriverDeps {
+  binding?: unknown;
+}
+
+export async function createDriver(config: DeviceConfig, deps: DriverDeps = {}): Promise<Driver> {
+  switch (config.driver) {
+    case 'serial': {
+      const { createSerialDriver } = await import('./serial/index.js');
+      return createSerialDriver(config, deps);
+    }
+    case 'modbus-rtu':
+    case 'modbus-tcp':
+    case 'opcua':
+      throw new PermanentError(`driver "${config.driver}" is not available in this version of edgegate`);
+  }
+}

@@ -1,0 +1,138 @@
+// `edgegate demo`: no broker and no device needed. An embedded broker, a
+// simulated kv instrument on a serial port (a socat pty pair, or serialport's
+// mock binding where socat is absent), and the real driver and pipeline.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfigText } from '../../config/load.js';
+import { createLogger } from '../logger.js';
+import type { Gateway } from '../gateway.js';
+import { parseArgs, UsageError } from './args.js';
+import { runGateway } from './run.js';
+
+const DEVICE = 'sensor1';
+const LINE_INTERVAL_MS = 100;
+
+interface Instrument {
+  port: string;
+  kind: string;
+  stop(): void;
+}
+
+/** a random walk that looks like a room sensor, one kv line per call */
+function sensorLines(): () => string {
+  let t = 21.5, h = 40, n = 0;
+  return () => {
+    t += (Math.random() - 0.5) * 0.1;
+    h += (Math.random() - 0.5) * 0.4;
+    n++;
+    return `T=${t.toFixed(2)};H=${h.toFixed(1)};count=${n}\n`;
+  };
+}
+
+async function ptyInstrument(dir: string): Promise<Instrument | undefined> {
+  if (spawnSync('sh', ['-c', 'command -v socat']).status !== 0) return undefined;
+  const device = join(dir, 'ttyGW'), instr = join(dir, 'ttyINSTR');
+  const socat: ChildProcess = spawn('socat', [`pty,raw,echo=0,link=${device}`, `pty,raw,echo=0,link=${instr}`], { stdio: 'ignore' });
+  for (let i = 0; i < 100 && !(existsSync(device) && existsSync(instr)); i++) await new Promise((r) => setTimeout(r, 20));
+  if (!existsSync(instr)) {
+    socat.kill();
+    return undefined;
+  }
+  const fd = openSync(instr, 'r+');
+  const next = sensorLines();
+  const timer = setInterval(() => writeSync(fd, next()), LINE_INTERVAL_MS);
+  return {
+    port: device,
+    kind: `socat pty pair (instrument end: ${instr})`,
+    stop() {
+      clearInterval(timer);
+      closeSync(fd);
+      socat.kill();
+    },
+  };
+}
+
+async function mockInstrument(): Promise<Instrument & { binding: unknown }> {
+  const { SerialPortMock } = await import('serialport');
+  const MockBinding = SerialPortMock.binding;
+  const path = '/dev/edgegate-demo-sensor';
+  MockBinding.createPort(path, { echo: false, record: false });
+  const next = sensorLines();
+  let timer: NodeJS.Timeout | undefined;
+  const binding = {
+    ...MockBinding,
+    async open(options: Parameters<typeof MockBinding.open>[0]) {
+      const port = await MockBinding.open(options);
+      clearInterval(timer);
+      timer = setInterval(() => port.isOpen && port.emitData(next()), LINE_INTERVAL_MS);
+      return port;
+    },
+  };
+  return { port: path, kind: 'serialport mock binding (socat not found)', binding, stop: () => clearInterval(timer) };
+}
+
+export async function demoCommand(argv: string[]): Promise<number> {
+  const { options } = parseArgs(argv, ['duration']);
+  const duration = options.has('duration') ? Number(options.get('duration')) : undefined;
+  if (duration !== undefined && !(duration > 0)) throw new UsageError('--duration needs a number of seconds > 0');
+
+  const dir = mkdtempSync(join(tmpdir(), 'edgegate-demo-'));
+  const pty = await ptyInstrument(dir);
+  const instrument = pty ?? (await mockInstrument());
+  const raw = {
+    gateway: { id: 'demo' },
+    mqtt: { url: 'embedded', qos: 1, retain_last_values: true },
+    buffer: { dir: join(dir, 'buffer') },
+    batch: { max_wait: '1s', max_readings: 100 },
+    stats_interval: '10s',
+    devices: [{
+      id: DEVICE, driver: 'serial', port: instrument.port, baud_rate: 9600, format: 'kv',
+      tags: {
+        T: { name: 'temperature', unit: '°C', deadband: 0.05, max_interval: '10s' },
+        H: { name: 'humidity', unit: '%', deadband: 0.5, min_interval: '2s' },
+        count: { name: 'counter' },
+      },
+    }],
+  };
+  const loaded = parseConfigText(JSON.stringify(raw), 'demo');
+  if (!loaded.ok) throw new Error(`demo config invalid: ${loaded.errors.join('; ')}`);
+  const log = createLogger({ level: 'warn' });
+  const driverDeps = 'binding' in instrument ? { [DEVICE]: { binding: instrument.binding } } : undefined;
+
+  let summary: NodeJS.Timeout | undefined;
+  const onStarted = (gateway: Gateway) => {
+    const url = new URL(gateway.brokerUrl ?? 'mqtt://127.0.0.1:1883');
+    const topic = `${gateway.prefix}/#`;
+    process.stdout.write([
+      'edgegate demo',
+      `  MQTT broker (embedded): mqtt://${url.hostname}:${url.port}`,
+      `  simulated instrument:   ${instrument.kind}`,
+      `  device "${DEVICE}" (serial driver, kv format) reads ${instrument.port}`,
+      '',
+      'Watch the data:',
+      `  mosquitto_sub -h ${url.hostname} -p ${url.port} -t '${topic}' -v`,
+      `  npx mqtt sub -h ${url.hostname} -p ${url.port} -t '${topic}' -v`,
+      '',
+      'Press Ctrl-C to stop.',
+      '',
+    ].join('\n'));
+    summary = setInterval(() => {
+      for (const d of gateway.devices) {
+        process.stdout.write(`[demo] ${d.id}: ${d.status.state}, ${d.counters.readings_in} readings in, ${d.counters.readings_out} published, ${d.counters.filtered} filtered\n`);
+      }
+    }, 5000);
+    summary.unref();
+    if (duration !== undefined) setTimeout(() => process.kill(process.pid, 'SIGTERM'), duration * 1000).unref();
+  };
+  try {
+    return await runGateway(loaded.config, log, { onStarted, ...(driverDeps ? { driverDeps } : {}) });
+  } finally {
+    clearInterval(summary);
+    instrument.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+

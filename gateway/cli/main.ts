@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// edgegate command line (SPEC §2). Exit codes: 0 done, 1 runtime failure,
+// 2 usage error, 78 configuration error.
+import { VERSION } from '../gateway.js';
+import { EXIT, UsageError } from './args.js';
+
+const HELP = `edgegate ${VERSION} — read field devices, publish their readings to MQTT
+
+Usage:
+  edgegate run [--config FILE]        run the gateway (default config: $EDGEGATE_CONFIG,
+                                      else /etc/edgegate/config.yaml)
+  edgegate validate --config FILE     check a config; print every error; exit 0 or 78
+  edgegate demo [--duration SECONDS]  zero-setup demo: embedded broker, simulated instrument
+  edgegate browse opc.tcp://HOST:PORT [--depth N] [--yaml]
+                                      list the variables of an OPC UA server
+  edgegate ports [--json]             list serial ports
+  edgegate --version | --help
+
+Exit codes: 0 done, 1 runtime failure, 2 usage error, 78 configuration error.
+Logs: pino JSON on stdout; LOG_LEVEL or gateway.log_level sets the level.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(HELP);
+      return command === undefined ? EXIT.usage : EXIT.ok;
+    case '--version':
+    case '-V':
+    case 'version':
+      process.stdout.write(`${VERSION}\n`);
+      return EXIT.ok;
+    case 'run':
+      return (await import('./run.js')).runCommand(args);
+    case 'validate':
+      return (await import('./validate.js')).validateCommand(args);
+    case 'demo':
+      return (await import('./demo.js')).demoCommand(args);
+    case 'ports':
+      return (await import('./ports.js')).portsCommand(args);
+    case 'browse':
+      process.stderr.write('edgegate browse: OPC UA support is not part of this version yet\n');
+      return EXIT.runtime;
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+const LONG_RUNNING = new Set(['run', 'demo']);
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // a stopped gateway exits now, even if a library left a handle open
+    if (LONG_RUNNING.has(process.argv[2] ?? '')) process.exit(code);
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`edgegate: ${err.message}\nRun "edgegate --help" for usage.\n`);
+      process.exitCode = EXIT.usage;
+    } else {
+      process.stderr.write(`edgegate: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = EXIT.runtime;
+    }
+  },
+);

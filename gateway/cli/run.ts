@@ -1,0 +1,93 @@
+// `edgegate run`: load the config (exit 78 on errors), start the gateway,
+// stop cleanly on SIGTERM/SIGINT, reload on SIGHUP.
+import { loadConfig } from '../../config/load.js';
+import type { ResolvedConfig } from '../../config/schema.js';
+import { startEmbeddedBroker } from '../broker.js';
+import { Gateway, type GatewayOptions } from '../gateway.js';
+import { createLogger } from '../logger.js';
+import type { Logger } from '../types.js';
+import { EXIT, parseArgs } from './args.js';
+
+const STOP_DEADLINE_MS = 9_500;
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const { options } = parseArgs(argv, ['config']);
+  const file = (options.get('config') as string | undefined) ?? process.env.EDGEGATE_CONFIG ?? '/etc/edgegate/config.yaml';
+  const loaded = loadConfig(file);
+  if (!loaded.ok) {
+    for (const line of loaded.errors) process.stderr.write(`${line}\n`);
+    return EXIT.config;
+  }
+  const log = createLogger(loaded.config.gateway.log_level ? { level: loaded.config.gateway.log_level } : {});
+  for (const w of loaded.warnings) log.warn({ config: file }, w);
+  return runGateway(loaded.config, log, { file });
+}
+
+/** runs until a stop signal; shared by `run` and `demo` */
+export async function runGateway(
+  config: ResolvedConfig,
+  log: Logger,
+  opts: { file?: string; driverDeps?: GatewayOptions['driverDeps']; onStarted?: (g: Gateway) => void } = {},
+): Promise<number> {
+  let broker: Awaited<ReturnType<typeof startEmbeddedBroker>> | undefined;
+  if (config.mqtt.url === 'embedded') {
+    broker = await startEmbeddedBroker({ port: 1883, tryNext: true, log: log.child({ component: 'broker' }) });
+    log.info({ url: broker.url }, 'embedded MQTT broker listening');
+  }
+  const gateway = new Gateway(config, { log, ...(broker ? { mqttUrl: broker.url } : {}), ...(opts.driverDeps ? { driverDeps: opts.driverDeps } : {}) });
+
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception; exiting');
+    process.exit(EXIT.runtime);
+  });
+  process.on('unhandledRejection', (err) => {
+    log.error({ err }, 'unhandled promise rejection');
+  });
+
+  await gateway.start();
+  opts.onStarted?.(gateway);
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'stopping');
+      const deadline = setTimeout(() => {
+        log.error({ deadline_ms: STOP_DEADLINE_MS }, 'stop took too long; exiting anyway');
+        process.exit(EXIT.runtime);
+      }, STOP_DEADLINE_MS);
+      deadline.unref();
+      gateway
+        .stop()
+        .then(() => broker?.close())
+        .then(
+          () => resolve(EXIT.ok),
+          (err: unknown) => {
+            log.error({ err }, 'error while stopping');
+            resolve(EXIT.runtime);
+          },
+        )
+        .finally(() => {
+          process.removeListener('SIGHUP', reload);
+          clearTimeout(deadline);
+        });
+    };
+    let reloading = Promise.resolve();
+    const reload = () => {
+      if (!opts.file || stopping) return;
+      const file = opts.file;
+      reloading = reloading.then(async () => {
+        const next = loadConfig(file);
+        if (!next.ok) {
+          for (const line of next.errors) log.error({ config: file }, `reload refused: ${line}`);
+          return;
+        }
+        await gateway.reload(next.config);
+      }).catch((err: unknown) => log.error({ err }, 'reload failed'));
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', reload);
+  });
+}

@@ -1,0 +1,176 @@
+// One device as a cooperative task: the driver runs under a supervisor loop
+// (jittered backoff on failure, permanent errors stop it), and its readings go
+// through the tag pipeline into the batcher. Nothing here awaits per reading.
+import type { BatchSettings, DeviceConfig } from '../config/schema.js';
+import { createDriver, type DriverDeps } from '../drivers/registry.js';
+import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
+import { Batcher } from './batcher.js';
+import { RateLimitedLog } from './logger.js';
+import { TagPipeline } from './tags.js';
+import {
+  newCounters, type Batch, type Clock, type DeviceCounters, type DeviceState, type Driver,
+  type DriverContext, type Logger, type Quality, type RawValue, type Reading,
+} from './types.js';
+import { checkWrite } from './writes.js';
+
+export interface DeviceStatus {
+  state: DeviceState;
+  since: number;
+  error?: string;
+}
+
+export interface DeviceTaskOptions {
+  config: DeviceConfig;
+  gatewayId: string;
+  topicPrefix: string;
+  batchDefaults: BatchSettings;
+  clock: Clock;
+  log: Logger;
+  nextSeq: () => number;
+  onBatch: (b: Batch) => void;
+  onStatus: (deviceId: string, status: DeviceStatus) => void;
+  /** every reading that leaves the tag pipeline (for retained last values) */
+  onReading?: (deviceId: string, r: Reading) => void;
+  driverDeps?: DriverDeps;
+  backoff?: BackoffOptions;
+  /** a created driver, for tests; else the registry makes one */
+  driver?: Driver;
+}
+
+const PARSE_LOG_INTERVAL_MS = 10_000;
+const TIMEOUTS_BEFORE_ERROR = 3;
+
+export class DeviceTask {
+  readonly id: string;
+  readonly counters: DeviceCounters = newCounters();
+  status: DeviceStatus;
+  private readonly pipeline: TagPipeline;
+  private readonly batcher: Batcher;
+  private readonly abort = new AbortController();
+  private readonly parseLog: RateLimitedLog;
+  private driver: Driver | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly opts: DeviceTaskOptions) {
+    const { config, clock } = opts;
+    this.id = config.id;
+    this.status = { state: 'connecting', since: clock.now() };
+    this.driver = opts.driver;
+    this.parseLog = new RateLimitedLog(opts.log, PARSE_LOG_INTERVAL_MS, () => clock.now());
+    this.batcher = new Batcher({
+      gatewayId: opts.gatewayId,
+      deviceId: config.id,
+      topic: `${opts.topicPrefix}/devices/${config.id}/data`,
+      settings: { ...opts.batchDefaults, ...stripUndefined(config.batch ?? {}) },
+      clock,
+      nextSeq: opts.nextSeq,
+      onBatch: opts.onBatch,
+    });
+    const batcher = this.batcher;
+    const onReading = opts.onReading;
+    const deviceId = config.id;
+    const tags = config.tags as Record<string, import('../config/schema.js').TagConfig>;
+    this.pipeline = new TagPipeline({
+      tags,
+      clock,
+      counters: this.counters,
+      passUnknown: Object.keys(tags).length === 0,
+      out: onReading
+        ? (r) => { batcher.add(r); onReading(deviceId, r); }
+        : (r) => batcher.add(r),
+    });
+  }
+
+  start(): void {
+    this.loop ??= this.supervise();
+  }
+
+  /** stops the driver, emits held-back values, flushes the open batch */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.loop;
+    this.pipeline.stop();
+    this.batcher.stop();
+  }
+
+  /** a write from MQTT: checked against the tag, then handed to the driver */
+  async write(tagName: string, raw: unknown): Promise<void> {
+    const found = this.pipeline.lookup(tagName);
+    if (!found) throw new Error(`unknown tag "${tagName}" on device ${this.id}`);
+    const checked = checkWrite(found.tag, raw);
+    if (!checked.ok) throw new Error(checked.error);
+    if (!this.driver?.write) throw new Error(`device ${this.id} does not support writes`);
+    if (this.status.state !== 'connected' && this.status.state !== 'error') throw new Error(`device ${this.id} is ${this.status.state}`);
+    await this.driver.write(found.key, checked.value);
+  }
+
+  private setStatus(state: DeviceState, error?: string): void {
+    if (state === this.status.state && error === this.status.error) return;
+    this.status = error === undefined ? { state, since: this.opts.clock.now() } : { state, since: this.opts.clock.now(), error };
+    this.opts.onStatus(this.id, this.status);
+  }
+
+  private context(): DriverContext {
+    const pipeline = this.pipeline;
+    const counters = this.counters;
+    const log = this.opts.log;
+    let timeoutsInRow = 0;
+    return {
+      deviceId: this.id,
+      log,
+      clock: this.opts.clock,
+      signal: this.abort.signal,
+      emit(key: string, value: RawValue, ts: number, quality: Quality = 'good') {
+        timeoutsInRow = 0;
+        pipeline.input(key, value, ts, quality);
+      },
+      setStatus: (state, error) => {
+        if (state === 'connected') timeoutsInRow = 0;
+        this.setStatus(state, error);
+      },
+      parseError: (reason, sample) => {
+        counters.parse_errors++;
+        this.parseLog.warn({ device: this.id, reason, sample: sample?.slice(0, 80), parse_errors: counters.parse_errors }, 'bad data from device');
+      },
+      timeout: () => {
+        counters.timeouts++;
+        timeoutsInRow++;
+        if (timeoutsInRow === TIMEOUTS_BEFORE_ERROR) this.setStatus('error', `no answer to ${TIMEOUTS_BEFORE_ERROR} requests in a row`);
+      },
+    };
+  }
+
+  private async supervise(): Promise<void> {
+    const { clock, log } = this.opts;
+    const signal = this.abort.signal;
+    let attempt = 0;
+    while (!signal.aborted) {
+      this.setStatus('connecting');
+      try {
+        this.driver ??= await createDriver(this.opts.config, this.opts.driverDeps);
+        await this.driver.run(this.context());
+        if (signal.aborted) break;
+        throw new Error('driver stopped unexpectedly');
+      } catch (err) {
+        if (signal.aborted) break;
+        const message = err instanceof Error ? err.message : String(err);
+        if ((err as { permanent?: boolean }).permanent) {
+          this.setStatus('error', message);
+          log.error({ device: this.id, err: message }, 'device stopped: this error cannot be fixed by retrying');
+          return;
+        }
+        // a connection that was up resets the backoff: the next failure is a new episode
+        if (this.status.state === 'connected' || this.status.state === 'error') attempt = 0;
+        this.setStatus('disconnected', message);
+        const delay = backoffDelay(attempt++, this.opts.backoff);
+        this.counters.reconnects++;
+        log.warn({ device: this.id, err: message, retry_in_ms: delay }, 'device failed; retrying');
+        await sleep(clock, delay, signal);
+      }
+    }
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,211 @@
+// The gateway core: one publisher, one task per device, stats, writes and
+// reload. Constructors assign; start()/stop() do the I/O.
+import type { DeviceConfig, ResolvedConfig } from '../config/schema.js';
+import type { DriverDeps } from '../drivers/registry.js';
+import { systemClock } from './clock.js';
+import { DeviceTask, type DeviceStatus } from './device.js';
+import { safeUrl } from './logger.js';
+import { MqttPublisher } from './publisher.js';
+import { StatsCollector } from './stats.js';
+import type { Batch, Clock, Logger, Reading } from './types.js';
+import { parseWritePayload } from './writes.js';
+
+export const VERSION = '0.1.0';
+
+/** the in-memory queue bound while the broker is away (the disk buffer is bounded by buffer.max_size) */
+const MEMORY_QUEUE_MAX_BYTES = 32 * 1024 * 1024;
+const DRAIN_ON_STOP_MS = 5000;
+
+export interface GatewayOptions {
+  log: Logger;
+  clock?: Clock;
+  /** the broker URL when mqtt.url is "embedded" (the CLI starts that broker) */
+  mqttUrl?: string;
+  driverDeps?: Record<string, DriverDeps>;
+}
+
+export class Gateway {
+  private config: ResolvedConfig;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly tasks = new Map<string, DeviceTask>();
+  private readonly seqs = new Map<string, number>();
+  private readonly lastValues = new Map<string, Map<string, Reading>>();
+  private readonly stats: StatsCollector;
+  private publisher: MqttPublisher | undefined;
+  private statsTimer: NodeJS.Timeout | undefined;
+  private readonly startedAt: number;
+
+  constructor(config: ResolvedConfig, private readonly opts: GatewayOptions) {
+    this.config = config;
+    this.log = opts.log;
+    this.clock = opts.clock ?? systemClock;
+    this.stats = new StatsCollector(() => this.clock.now());
+    this.startedAt = this.clock.now();
+  }
+
+  get prefix(): string {
+    return this.config.mqtt.topic_prefix;
+  }
+
+  get brokerUrl(): string | undefined {
+    return this.config.mqtt.url === 'embedded' ? this.opts.mqttUrl : this.config.mqtt.url;
+  }
+
+  get devices(): Iterable<DeviceTask> {
+    return this.tasks.values();
+  }
+
+  async start(): Promise<void> {
+    const { mqtt } = this.config;
+    const url = mqtt.url === 'embedded' ? this.opts.mqttUrl : mqtt.url;
+    if (!url) throw new Error('mqtt.url is "embedded" but no embedded broker was started');
+    this.stats.start();
+    this.publisher = new MqttPublisher({
+      mqtt: { ...mqtt, url },
+      statusTopic: `${this.prefix}/status`,
+      onlinePayload: () => JSON.stringify({ state: 'online', version: VERSION, started: this.startedAt }),
+      offlinePayload: JSON.stringify({ state: 'offline' }),
+      log: this.log.child({ component: 'mqtt' }),
+      maxQueuedBytes: Math.min(this.config.buffer.max_size, MEMORY_QUEUE_MAX_BYTES),
+      subscriptions: [`${this.prefix}/devices/+/set/+`],
+      onMessage: (topic, payload, props) => void this.handleWrite(topic, payload, props),
+    });
+    this.publisher.start();
+    this.log.info({ gateway: this.config.gateway.id, mqtt: safeUrl(url), devices: this.config.devices.length, version: VERSION }, 'edgegate starting');
+    for (const d of this.config.devices) if (d.enabled) this.addDevice(d);
+    this.publishStats();
+    this.statsTimer = setInterval(() => this.publishStats(), this.config.stats_interval);
+    this.statsTimer.unref();
+  }
+
+  /** drivers stop, open batches flush, queued batches drain (bounded), status goes offline */
+  async stop(): Promise<void> {
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    await Promise.all([...this.tasks.values()].map((t) => t.stop()));
+    for (const t of this.tasks.values()) this.onStatus(t.id, { state: 'disconnected', since: this.clock.now(), error: 'gateway stopped' });
+    const publisher = this.publisher;
+    if (publisher) {
+      const drained = await publisher.drain(DRAIN_ON_STOP_MS);
+      if (!drained) {
+        const s = publisher.stats();
+        this.log.warn({ queued_batches: s.queued_batches, inflight: s.inflight }, 'broker unreachable at stop: queued batches not delivered');
+      }
+      this.publishStats();
+      await publisher.stop();
+    }
+    this.stats.stop();
+    this.log.info('edgegate stopped');
+  }
+
+  /** SIGHUP: restart changed, added and removed devices; keep the others running */
+  async reload(next: ResolvedConfig): Promise<{ restarted: string[]; added: string[]; removed: string[]; kept: string[] }> {
+    const prev = this.config;
+    if (JSON.stringify(prev.mqtt) !== JSON.stringify(next.mqtt) || prev.gateway.id !== next.gateway.id) {
+      this.log.warn('changes to the gateway or mqtt sections take effect after a restart');
+    }
+    const fingerprint = (c: ResolvedConfig, d: DeviceConfig) => JSON.stringify([d, c.batch, c.mqtt.topic_prefix, c.gateway.id]);
+    const wanted = new Map(next.devices.filter((d) => d.enabled).map((d) => [d.id, d]));
+    const before = new Map(prev.devices.filter((d) => d.enabled).map((d) => [d.id, d]));
+    const result = { restarted: [] as string[], added: [] as string[], removed: [] as string[], kept: [] as string[] };
+    for (const [id, old] of before) {
+      const now = wanted.get(id);
+      if (!now) result.removed.push(id);
+      else if (fingerprint(prev, old) !== fingerprint(next, now)) result.restarted.push(id);
+      else result.kept.push(id);
+    }
+    for (const id of wanted.keys()) if (!before.has(id)) result.added.push(id);
+    await Promise.all([...result.removed, ...result.restarted].map((id) => this.removeDevice(id, result.removed.includes(id))));
+    this.config = { ...prev, devices: next.devices, batch: next.batch, stats_interval: next.stats_interval };
+    for (const id of [...result.restarted, ...result.added]) this.addDevice(wanted.get(id)!);
+    this.log.info(result, 'configuration reloaded');
+    return result;
+  }
+
+  private addDevice(config: DeviceConfig): void {
+    const retain = this.config.mqtt.retain_last_values;
+    const task = new DeviceTask({
+      config,
+      gatewayId: this.config.gateway.id,
+      topicPrefix: this.prefix,
+      batchDefaults: this.config.batch,
+      clock: this.clock,
+      log: this.log.child({ device: config.id }),
+      nextSeq: () => this.nextSeq(config.id),
+      onBatch: (b) => this.onBatch(b),
+      onStatus: (id, s) => this.onStatus(id, s),
+      ...(retain ? { onReading: (id: string, r: Reading) => this.rememberLast(id, r) } : {}),
+      ...(this.opts.driverDeps?.[config.id] ? { driverDeps: this.opts.driverDeps[config.id] } : {}),
+    });
+    this.tasks.set(config.id, task);
+    this.onStatus(config.id, task.status);
+    task.start();
+  }
+
+  private async removeDevice(id: string, clearRetained: boolean): Promise<void> {
+    const task = this.tasks.get(id);
+    if (!task) return;
+    await task.stop();
+    this.tasks.delete(id);
+    if (clearRetained) this.publisher?.setRetained(`${this.prefix}/devices/${id}/status`, '');
+  }
+
+  private nextSeq(device: string): number {
+    const n = (this.seqs.get(device) ?? 0) + 1;
+    this.seqs.set(device, n);
+    return n;
+  }
+
+  private onBatch(b: Batch): void {
+    this.publisher?.publishBatch(b);
+    const last = this.lastValues.get(b.device);
+    if (last && last.size > 0) {
+      for (const [tag, r] of last) {
+        this.publisher?.setRetained(`${this.prefix}/devices/${b.device}/tags/${tag}`, JSON.stringify({ value: r.value, ts: r.ts, quality: r.quality }));
+      }
+      last.clear();
+    }
+  }
+
+  private rememberLast(device: string, r: Reading): void {
+    let m = this.lastValues.get(device);
+    if (!m) this.lastValues.set(device, (m = new Map()));
+    m.set(r.tag, r);
+  }
+
+  private onStatus(id: string, s: DeviceStatus): void {
+    this.log.info({ device: id, state: s.state, ...(s.error ? { error: s.error } : {}) }, 'device status');
+    this.publisher?.setRetained(`${this.prefix}/devices/${id}/status`, JSON.stringify(s));
+  }
+
+  private publishStats(): void {
+    const p = this.publisher;
+    if (!p) return;
+    const s = p.stats();
+    const payload = this.stats.snapshot(this.tasks.values(), { bytes: s.queued_bytes, batches: s.queued_batches, dropped_batches: s.dropped_batches });
+    p.setRetained(`${this.prefix}/stats`, JSON.stringify(payload));
+  }
+
+  private async handleWrite(topic: string, payload: Buffer, props: { responseTopic?: string; correlationData?: Buffer }): Promise<void> {
+    const rest = topic.slice(this.prefix.length + '/devices/'.length);
+    const [device, set, tag] = rest.split('/');
+    if (set !== 'set' || !device || !tag) return;
+    let result: { ok: true } | { ok: false; error: string };
+    try {
+      const task = this.tasks.get(device);
+      if (!task) throw new Error(`unknown device "${device}"`);
+      await task.write(tag, parseWritePayload(payload));
+      result = { ok: true };
+    } catch (err) {
+      result = { ok: false, error: err instanceof Error ? err.message : String(err) };
+    }
+    this.log.info({ device, tag, ok: result.ok, ...(result.ok ? {} : { error: result.error }) }, 'write');
+    const body = JSON.stringify(result);
+    const p = this.publisher;
+    if (!p) return;
+    p.publish(`${topic}/result`, body, { qos: 1 });
+    if (props.responseTopic) {
+      p.publish(props.responseTopic, body, { qos: 1, ...(props.correlationData ? { properties: { correlationData: props.correlationData } } : {}) });
+    }
+  }
+}

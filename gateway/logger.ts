@@ -1,0 +1,57 @@
+// pino JSON on stdout (journald keeps it). Secrets are redacted by path, and
+// URLs are stripped of their userinfo before they are logged.
+import { pino } from 'pino';
+import type { Logger } from './types.js';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** keys that hold secrets, wherever they appear (up to three levels deep) */
+const SECRET_KEYS = ['password', 'passphrase', 'secret', 'token', 'key_pem', 'authorization'];
+const REDACT_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `*.*.*.${k}`]);
+
+export function createLogger(opts: { level?: string; destination?: NodeJS.WritableStream; name?: string } = {}): Logger {
+  const envLevel = process.env.LOG_LEVEL;
+  const level = (envLevel && (LOG_LEVELS as readonly string[]).includes(envLevel) ? envLevel : opts.level) ?? 'info';
+  const options = {
+    level,
+    name: opts.name ?? 'edgegate',
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    base: { pid: process.pid },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  const logger = opts.destination ? pino(options, opts.destination as never) : pino(options);
+  return logger as unknown as Logger;
+}
+
+/** mqtt://user:pass@host:1883 → mqtt://host:1883 (for log lines) */
+export function safeUrl(url: string): string {
+  return url.replace(/\/\/[^/@]*@/, '//');
+}
+
+/**
+ * Logs at most one line per interval for a recurring problem, counting the
+ * ones it held back, so garbage from a device cannot flood the journal.
+ */
+export class RateLimitedLog {
+  private last = -Infinity;
+  private suppressed = 0;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly intervalMs: number,
+    private readonly now: () => number,
+  ) {}
+
+  warn(obj: Record<string, unknown>, msg: string): void {
+    const t = this.now();
+    if (t - this.last < this.intervalMs) {
+      this.suppressed++;
+      return;
+    }
+    this.last = t;
+    const extra = this.suppressed > 0 ? { suppressed: this.suppressed } : {};
+    this.suppressed = 0;
+    this.log.warn({ ...obj, ...extra }, msg);
+  }
+}

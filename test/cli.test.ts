@@ -1,0 +1,74 @@
+// The command line as a user meets it: exit codes, help, and the demo.
+import mqtt from 'mqtt';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { runCli, runCliToEnd, writeConfig } from './helpers/gateway.js';
+import { tempDir, waitFor } from './helpers/peers.js';
+
+test('--version prints the package version', async () => {
+  const r = await runCliToEnd(['--version']);
+  assert.is(r.code, 0);
+  assert.is(r.stdout.trim(), '0.1.0');
+});
+
+test('--help lists the commands; no command is a usage error', async () => {
+  const r = await runCliToEnd(['--help']);
+  assert.is(r.code, 0);
+  for (const c of ['run', 'validate', 'demo', 'browse', 'ports']) assert.match(r.stdout, `edgegate ${c}`);
+  const none = await runCliToEnd([]);
+  assert.is(none.code, 2);
+});
+
+test('unknown command or option: exit 2', async () => {
+  assert.is((await runCliToEnd(['frobnicate'])).code, 2);
+  assert.is((await runCliToEnd(['run', '--confg', 'x.yaml'])).code, 2);
+});
+
+test('run with a bad config: nothing starts, every error with its path, exit 78', async () => {
+  const t = tempDir();
+  try {
+    const file = writeConfig(t.dir, { mqtt: { qos: 2 }, devices: [{ id: 'a b', driver: 'serial', port: '/dev/x', tags: { T: { deadband: -1 } } }] });
+    const r = await runCliToEnd(['run', '--config', file]);
+    assert.is(r.code, 78);
+    assert.match(r.stderr, `${file}: mqtt.qos`);
+    assert.match(r.stderr, `${file}: devices[0].id`);
+    assert.match(r.stderr, `${file}: devices[0].tags.T.deadband`);
+    assert.is(r.stdout, '', 'nothing started, nothing logged');
+    const missing = await runCliToEnd(['run', '--config', `${t.dir}/does-not-exist.yaml`]);
+    assert.is(missing.code, 78);
+    assert.match(missing.stderr, 'does-not-exist.yaml');
+    const envDefault = await runCliToEnd(['run'], { env: { EDGEGATE_CONFIG: file } });
+    assert.is(envDefault.code, 78, 'EDGEGATE_CONFIG is the default config');
+  } finally {
+    t.remove();
+  }
+});
+
+test('ports lists serial ports without failing', async () => {
+  const r = await runCliToEnd(['ports', '--json']);
+  assert.is(r.code, 0);
+  assert.ok(Array.isArray(JSON.parse(r.stdout)));
+});
+
+test('demo: embedded broker, simulated instrument, data on the printed topic, clean exit', async () => {
+  const demo = runCli(['demo', '--duration', '6']);
+  try {
+    await waitFor(() => /mosquitto_sub -h (\S+) -p (\d+)/.test(demo.stdout()), 15_000, 'the demo banner');
+    const [, host, port] = /mosquitto_sub -h (\S+) -p (\d+)/.exec(demo.stdout())!;
+    assert.match(demo.stdout(), `npx mqtt sub -h ${host} -p ${port}`);
+    const client = await mqtt.connectAsync(`mqtt://${host}:${port}`);
+    const data: Array<{ device: string; readings: Array<{ tag: string }> }> = [];
+    client.on('message', (topic, payload) => { if (topic.endsWith('/data')) data.push(JSON.parse(payload.toString())); });
+    await client.subscribeAsync('edgegate/demo/#');
+    await waitFor(() => data.length >= 2, 10_000, 'demo data batches');
+    await client.endAsync();
+    const tags = new Set(data.flatMap((b) => b.readings.map((r) => r.tag)));
+    assert.ok(tags.has('counter') && tags.has('temperature'), `tags seen: ${[...tags].join(',')}`);
+    const r = await demo.exited;
+    assert.is(r.code, 0);
+  } finally {
+    await demo.stop(3000);
+  }
+});
+
+test.run();

@@ -1,0 +1,182 @@
+// The supervisor of one device task, with a scripted driver and a fake clock:
+// backoff, permanent errors, status, timeouts, writes and the flush on stop.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { configSchema, type DeviceConfig } from '../config/schema.js';
+import { FakeClock } from '../gateway/clock.js';
+import { DeviceTask, type DeviceStatus } from '../gateway/device.js';
+import { createLogger } from '../gateway/logger.js';
+import { PermanentError, type Batch, type Driver, type DriverContext } from '../gateway/types.js';
+
+const log = createLogger({ level: 'silent' });
+const settle = () => new Promise((r) => setImmediate(r));
+
+function device(extra: Record<string, unknown> = {}): DeviceConfig {
+  const cfg = configSchema.parse({
+    devices: [{ id: 'dev1', driver: 'serial', port: '/dev/null', write_template: 'SET {tag} {value}\n', tags: { T: { name: 'temperature' }, sp: { writable: true, type: 'number', min: 0, max: 100 }, ro: {} }, ...extra }],
+  });
+  return cfg.devices[0]!;
+}
+
+/** a driver whose every run() is decided by the test */
+class ScriptedDriver implements Driver {
+  runs = 0;
+  ctx: DriverContext | undefined;
+  writes: Array<[string, unknown]> = [];
+  constructor(private readonly script: (n: number, ctx: DriverContext) => Promise<void>) {}
+  run(ctx: DriverContext): Promise<void> {
+    this.ctx = ctx;
+    return this.script(this.runs++, ctx);
+  }
+  async write(key: string, value: number | boolean | string): Promise<void> {
+    this.writes.push([key, value]);
+  }
+}
+
+function untilAborted(ctx: DriverContext): Promise<void> {
+  return new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+function makeTask(driver: Driver, clock: FakeClock, extra: Record<string, unknown> = {}) {
+  const statuses: DeviceStatus[] = [];
+  const batches: Batch[] = [];
+  let seq = 0;
+  const task = new DeviceTask({
+    config: device(extra), gatewayId: 'gw', topicPrefix: 'edgegate/gw',
+    batchDefaults: { max_readings: 500, max_bytes: 256 * 1024, max_wait: 1000 },
+    clock, log, nextSeq: () => ++seq, onBatch: (b) => batches.push(b), onStatus: (_id, s) => statuses.push(s),
+    driver, backoff: { random: () => 1 },
+  });
+  return { task, statuses, batches };
+}
+
+test('a failing open is retried with exponential backoff 1 s → 30 s and counted', async () => {
+  const clock = new FakeClock();
+  const driver = new ScriptedDriver(async () => { throw new Error('cannot open /dev/ttyX: ENOENT'); });
+  const { task, statuses } = makeTask(driver, clock);
+  task.start();
+  await settle();
+  assert.is(driver.runs, 1);
+  assert.is(task.status.state, 'disconnected');
+  assert.match(task.status.error ?? '', /ENOENT/);
+  const waits = [1000, 2000, 4000, 8000, 16000, 30000, 30000];
+  for (const w of waits) {
+    const before = driver.runs;
+    clock.advance(w - 1);
+    await settle();
+    assert.is(driver.runs, before, `no retry before ${w} ms`);
+    clock.advance(1);
+    await settle();
+    assert.is(driver.runs, before + 1, `retry after ${w} ms`);
+  }
+  assert.is(task.counters.reconnects, waits.length + 1);
+  assert.ok(statuses.some((s) => s.state === 'connecting'));
+  await task.stop();
+});
+
+test('backoff starts again at 1 s after the device was connected', async () => {
+  const clock = new FakeClock();
+  const driver = new ScriptedDriver(async (n, ctx) => {
+    if (n < 3) throw new Error('no port');
+    if (n === 3) { ctx.setStatus('connected'); throw new Error('port vanished'); }
+    ctx.setStatus('connected');
+    return untilAborted(ctx);
+  });
+  const { task } = makeTask(driver, clock);
+  task.start();
+  await settle();
+  for (const w of [1000, 2000, 4000]) { clock.advance(w); await settle(); }
+  assert.is(driver.runs, 4);
+  assert.is(task.status.state, 'disconnected');
+  assert.is(task.status.error, 'port vanished');
+  clock.advance(1000);
+  await settle();
+  assert.is(driver.runs, 5);
+  assert.is(task.status.state, 'connected');
+  await task.stop();
+});
+
+test('a permanent error stops the task instead of looping', async () => {
+  const clock = new FakeClock();
+  const driver = new ScriptedDriver(async () => { throw new PermanentError('driver not available'); });
+  const { task } = makeTask(driver, clock);
+  task.start();
+  await settle();
+  clock.advance(120_000);
+  await settle();
+  assert.is(driver.runs, 1);
+  assert.is(task.status.state, 'error');
+  assert.is(task.status.error, 'driver not available');
+  await task.stop();
+});
+
+test('readings flow through the pipeline and the open batch is flushed on stop', async () => {
+  const clock = new FakeClock();
+  const driver = new ScriptedDriver(async (_n, ctx) => {
+    ctx.setStatus('connected');
+    for (let i = 0; i < 3; i++) ctx.emit('T', 20 + i, clock.now());
+    ctx.emit('unknown', 1, clock.now());
+    return untilAborted(ctx);
+  });
+  const { task, batches } = makeTask(driver, clock);
+  task.start();
+  await settle();
+  assert.is(batches.length, 0);
+  await task.stop();
+  assert.is(batches.length, 1);
+  const payload = JSON.parse(batches[0]!.payload) as { device: string; seq: number; readings: Array<{ tag: string; value: number }> };
+  assert.is(payload.device, 'dev1');
+  assert.is(payload.seq, 1);
+  assert.equal(payload.readings.map((r) => [r.tag, r.value]), [['temperature', 20], ['temperature', 21], ['temperature', 22]]);
+  assert.is(task.counters.readings_in, 3);
+  assert.is(clock.pending, 0, 'no timers left behind');
+});
+
+test('three timeouts in a row mark the device; parse errors are counted', async () => {
+  const clock = new FakeClock();
+  const driver = new ScriptedDriver(async (_n, ctx) => {
+    ctx.setStatus('connected');
+    ctx.timeout(); ctx.timeout();
+    ctx.emit('T', 1, clock.now());
+    ctx.timeout(); ctx.timeout();
+    ctx.parseError('bad line', 'xx\u0000');
+    return untilAborted(ctx);
+  });
+  const { task } = makeTask(driver, clock);
+  task.start();
+  await settle();
+  assert.is(task.status.state, 'connected', 'two misses, an answer, two misses: not marked');
+  driver.ctx!.timeout();
+  assert.is(task.status.state, 'error');
+  assert.match(task.status.error ?? '', /no answer to 3 requests/);
+  driver.ctx!.setStatus('connected');
+  assert.is(task.status.state, 'connected');
+  assert.is(task.counters.timeouts, 5);
+  assert.is(task.counters.parse_errors, 1);
+  await task.stop();
+});
+
+test('writes reach only writable tags, checked against type, min and max', async () => {
+  const clock = new FakeClock();
+  const driver = new ScriptedDriver(async (_n, ctx) => { ctx.setStatus('connected'); return untilAborted(ctx); });
+  const { task } = makeTask(driver, clock);
+  task.start();
+  await settle();
+  await task.write('sp', 42);
+  await task.write('sp', '7.5');
+  assert.equal(driver.writes, [['sp', 42], ['sp', 7.5]]);
+  const refused = async (tag: string, v: unknown, re: RegExp) => {
+    try { await task.write(tag, v); assert.unreachable(`write ${tag}=${String(v)} should fail`); } catch (e) { assert.match((e as Error).message, re); }
+  };
+  await refused('temperature', 1, /not writable/);
+  await refused('ro', 1, /not writable/);
+  await refused('sp', 'abc', /expected a value of type number/);
+  await refused('sp', { a: 1 }, /expected a value of type number/);
+  await refused('sp', 101, /above max 100/);
+  await refused('sp', -1, /below min 0/);
+  await refused('nope', 1, /unknown tag/);
+  assert.is(driver.writes.length, 2);
+  await task.stop();
+});
+
+test.run();

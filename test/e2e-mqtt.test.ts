@@ -1,0 +1,116 @@
+// The gateway's MQTT surface end to end: retained status and last will,
+// writes with their results, and secrets kept out of logs and stats.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { gatewayConfig, latest, serialDevice, setup, waitForState } from './helpers/e2e.js';
+import { requirePeer, sleep, waitFor } from './helpers/peers.js';
+
+const enabled = requirePeer('mosquitto', 'end-to-end tests publish to a real broker') && requirePeer('socat', 'serial ports are socat pty pairs');
+
+if (enabled) {
+  test('retained online status, device status, and the last will when the gateway is killed', async () => {
+    const e = await setup();
+    try {
+      const sub = await e.subscribe(e.broker!.url);
+      const gw = e.start(gatewayConfig(e.broker!.url, e.dir, [serialDevice('inst1', e.pty!.device)]));
+      await waitForState(sub, 'inst1', 'connected');
+      const online = latest(sub, 'edgegate/gw1/status')!;
+      assert.is(online.state, 'online');
+      assert.is(online.version, '0.1.0');
+      assert.type(online.started, 'number');
+      const dev = latest(sub, 'edgegate/gw1/devices/inst1/status')!;
+      assert.type(dev.since, 'number');
+      gw.signal('SIGKILL');
+      await gw.exited;
+      await waitFor(() => latest(sub, 'edgegate/gw1/status')?.state === 'offline', 5000, 'the will');
+      // a late subscriber sees the retained offline status and device status
+      const late = await e.subscribe(e.broker!.url, 'edgegate/gw1/#');
+      await waitFor(() => late.messages.some((m) => m.topic === 'edgegate/gw1/status'), 3000, 'retained status');
+      const retained = late.messages.find((m) => m.topic === 'edgegate/gw1/status')!;
+      assert.ok(retained.retain);
+      assert.is(JSON.parse(retained.payload).state, 'offline');
+      assert.ok(late.messages.some((m) => m.topic === 'edgegate/gw1/devices/inst1/status' && m.retain));
+      assert.ok(late.messages.some((m) => m.topic === 'edgegate/gw1/stats' && m.retain));
+    } finally {
+      await e.cleanup();
+    }
+  });
+
+  test('writes: only writable tags, checked values, results on .../result and the MQTT 5 response topic', async () => {
+    const e = await setup();
+    try {
+      const sub = await e.subscribe(e.broker!.url);
+      const device = serialDevice('inst1', e.pty!.device, {
+        write_template: 'SET {tag} {value}\n',
+        tags: { T: { name: 'temperature' }, sp: { name: 'setpoint', writable: true, type: 'number', min: 0, max: 50 } },
+      });
+      e.start(gatewayConfig(e.broker!.url, e.dir, [device], { mqtt: { url: e.broker!.url, qos: 1, protocol_version: 5 } }));
+      await waitForState(sub, 'inst1', 'connected');
+      const received: string[] = [];
+      const { createReadStream } = await import('node:fs');
+      const rs = createReadStream(e.pty!.instrument);
+      rs.on('data', (d) => received.push(d.toString()));
+      rs.on('error', () => {});
+      const client = await mqtt.connectAsync(e.broker!.url, { protocolVersion: 5 });
+      try {
+        const results: Array<{ topic: string; body: { ok: boolean; error?: string }; corr?: string }> = [];
+        client.on('message', (topic, payload, packet) => {
+          results.push({ topic, body: JSON.parse(payload.toString()), ...(packet.properties?.correlationData ? { corr: packet.properties.correlationData.toString() } : {}) });
+        });
+        await client.subscribeAsync(['edgegate/gw1/devices/+/set/+/result', 'replies/#'], { qos: 1 });
+        await client.publishAsync('edgegate/gw1/devices/inst1/set/setpoint', '12.5', { qos: 1 });
+        await waitFor(() => received.join('').includes('SET sp 12.5\n'), 5000, 'the write at the instrument');
+        await waitFor(() => results.length >= 1, 3000, 'a result');
+        assert.equal(results[0], { topic: 'edgegate/gw1/devices/inst1/set/setpoint/result', body: { ok: true } });
+        await client.publishAsync('edgegate/gw1/devices/inst1/set/setpoint', '99', { qos: 1, properties: { responseTopic: 'replies/x', correlationData: Buffer.from('req-7') } });
+        await waitFor(() => results.some((r) => r.topic === 'replies/x'), 3000, 'the response topic');
+        const reply = results.find((r) => r.topic === 'replies/x')!;
+        assert.is(reply.corr, 'req-7');
+        assert.is(reply.body.ok, false);
+        assert.match(reply.body.error ?? '', /above max 50/);
+        await client.publishAsync('edgegate/gw1/devices/inst1/set/temperature', '1', { qos: 1 });
+        await client.publishAsync('edgegate/gw1/devices/inst1/set/setpoint', '"warm"', { qos: 1 });
+        await client.publishAsync('edgegate/gw1/devices/nope/set/x', '1', { qos: 1 });
+        await waitFor(() => results.length >= 6, 3000, 'all results');
+        const errors = results.filter((r) => r.topic.endsWith('/result') && !r.body.ok).map((r) => r.body.error);
+        assert.ok(errors.some((m) => /not writable/.test(m ?? '')), 'non-writable refused');
+        assert.ok(errors.some((m) => /type number/.test(m ?? '')), 'wrong type refused');
+        assert.ok(errors.some((m) => /unknown device/.test(m ?? '')), 'unknown device refused');
+        await sleep(200);
+        assert.not.match(received.join(''), /SET (sp 99|T |sp warm)/, 'refused writes never reach the device');
+      } finally {
+        rs.destroy();
+        await client.endAsync();
+      }
+    } finally {
+      await e.cleanup();
+    }
+  });
+
+  test('no secret in any log line or stats payload, even at trace level', async () => {
+    const e = await setup();
+    try {
+      const secret = 'S3cr3t-pa55-word';
+      writeFileSync(join(e.dir, 'mqtt-password'), `${secret}\n`);
+      const sub = await e.subscribe(e.broker!.url);
+      const config = gatewayConfig(e.broker!.url, e.dir, [serialDevice('inst1', e.pty!.device)], {
+        mqtt: { url: e.broker!.url.replace('mqtt://', `mqtt://gw:${secret}@`), username: 'gw', password_file: '${CREDENTIALS_DIRECTORY}/mqtt-password', qos: 1 },
+      });
+      const gw = e.start(config, { LOG_LEVEL: 'trace', CREDENTIALS_DIRECTORY: e.dir });
+      await waitForState(sub, 'inst1', 'connected');
+      e.instrument!.write(`n=1;note=${'x'}\n`);
+      await sleep(1200);
+      await gw.stop();
+      const everything = gw.stdout() + gw.stderr() + sub.messages.map((m) => m.payload).join('\n');
+      assert.ok(gw.logs().length > 5, 'there are log lines to check');
+      assert.not.ok(everything.includes(secret), 'the secret leaked');
+    } finally {
+      await e.cleanup();
+    }
+  });
+}
+
+test.run();

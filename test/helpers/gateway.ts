@@ -1,0 +1,75 @@
+// Runs the real CLI (`node dist/gateway/cli/main.js …`) as a child process and
+// makes sure it is gone when the test file ends, whatever happened.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const CLI = join(ROOT, 'dist', 'gateway', 'cli', 'main.js');
+
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+export interface CliProcess {
+  proc: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** pino lines parsed from stdout */
+  logs: () => Array<Record<string, unknown>>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  signal(sig: NodeJS.Signals): void;
+  /** SIGTERM, then SIGKILL after ms; resolves on exit */
+  stop(ms?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): CliProcess {
+  const proc = spawn(process.execPath, ['--enable-source-maps', CLI, ...args], {
+    cwd: opts.cwd ?? ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(proc);
+  let out = '', err = '';
+  proc.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    proc.on('close', (code, signal) => {
+      children.delete(proc);
+      resolve({ code, signal });
+    });
+  });
+  return {
+    proc,
+    stdout: () => out,
+    stderr: () => err,
+    logs: () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return {}; } }),
+    exited,
+    signal: (sig) => { if (proc.exitCode === null) proc.kill(sig); },
+    async stop(ms = 12_000) {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), ms);
+      const r = await exited;
+      clearTimeout(t);
+      return r;
+    },
+  };
+}
+
+/** writes a config (JSON is valid YAML) and returns its path */
+export function writeConfig(dir: string, config: object, name = 'config.yaml'): string {
+  const file = join(dir, name);
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  return file;
+}
+
+/** runs the CLI to completion */
+export async function runCliToEnd(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = runCli(args, opts);
+  const t = setTimeout(() => p.signal('SIGKILL'), opts.timeoutMs ?? 30_000);
+  const r = await p.exited;
+  clearTimeout(t);
+  return { code: r.code, stdout: p.stdout(), stderr: p.stderr() };
+}
