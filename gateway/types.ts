@@ -33,6 +33,7 @@ export interface Logger {
   info(obj: object | string, msg?: string): void;
   warn(obj: object | string, msg?: string): void;
   error(obj: object | string, msg?: string): void;
+  fatal(obj: object | string, msg?: string): void;
   child(bindings: Record<string, unknown>): Logger;
 }
 

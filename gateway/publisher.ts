@@ -1,0 +1,324 @@
+// The gateway's one MQTT connection: availability (online status, retained
+// last will), retained topics, subscriptions, and the batch pump.
+//
+// In-flight batches across reconnects. MQTT.js 5.16 stores every QoS 1 publish
+// in its outgoing store before writing it and keeps the callback until PUBACK.
+// When the connection drops (reconnectPeriod > 0) it neither errors those
+// callbacks nor clears the store, clean session or not; after the next CONNACK
+// it resends the stored publishes in their original order and only then emits
+// 'connect'. So QoS 1 batches are never resent here (doing both would
+// duplicate and reorder): they stay in flight through the outage, their
+// callbacks fire after the resend, and the pump resumes on 'connect', behind
+// them. The cases MQTT.js leaves to us:
+// - a publish it deferred during that resend is errored at a close without
+//   being stored: always the newest in flight, so it returns to the queue head;
+// - a QoS 0 "written" callback never fires once the socket is gone: on close
+//   those batches return to the queue head (a duplicate is possible, a loss not);
+// - a PUBACK with an error reason code (MQTT 5) is a refusal that no retry can
+//   fix: the batch is dropped, counted and warned about.
+import { readFileSync } from 'node:fs';
+import { connect, ErrorWithReasonCode, type IClientOptions, type MqttClient } from 'mqtt';
+import type { ResolvedConfig } from '../config/schema.js';
+import { ByteBoundedQueue } from './publish-queue.js';
+import type { Batch, Logger } from './types.js';
+
+export interface MessageProps { responseTopic?: string; correlationData?: Buffer }
+
+export interface PublisherOptions {
+  mqtt: ResolvedConfig['mqtt'] & { url: string };
+  statusTopic: string;
+  onlinePayload: () => string;
+  offlinePayload: string;
+  log: Logger;
+  maxQueuedBytes: number;
+  subscriptions?: string[];
+  onMessage?: (topic: string, payload: Buffer, props: MessageProps) => void;
+  onConnect?: () => void;
+  /** reconnect delay, doubled after each failed attempt (default 1 s up to 10 s) */
+  reconnect?: { minMs: number; maxMs: number };
+}
+
+export interface PublisherStats {
+  connected: boolean; queued_batches: number; queued_bytes: number; inflight: number;
+  dropped_batches: number; published_batches: number; published_readings: number;
+}
+
+/** a batch with its size; `sent` tells the current callback from a stale one */
+interface Entry { batch: Batch; bytes: number; sent: number; failed: boolean }
+
+/** fire-and-forget publishes outstanding at most; more are dropped */
+const MAX_LOOSE_INFLIGHT = 1000;
+
+export class MqttPublisher {
+  readonly #o: PublisherOptions;
+  #client: MqttClient | undefined;
+  #connected = false;
+  #stopping = false;
+  #window = 1;
+  readonly #queue: ByteBoundedQueue<Entry>;
+  #inflight: Entry[] = [];
+  #sends = 0;
+  #retained = new Map<string, string>();
+  #retainedDirty = new Set<string>(); // coalesces updates: only the latest value is sent
+  #retainedInflight = 0;
+  #looseInflight = 0;
+  #pumping = false;
+  #overflowDropped = 0;
+  #outage = false;
+  #idleWaiters = new Set<() => void>();
+  #published = 0;
+  #readings = 0;
+  #dropped = 0;
+
+  constructor(opts: PublisherOptions) {
+    this.#o = opts;
+    this.#queue = new ByteBoundedQueue(opts.maxQueuedBytes);
+  }
+
+  get connected(): boolean { return this.#connected; }
+  get publishedBatches(): number { return this.#published; }
+  get publishedReadings(): number { return this.#readings; }
+  get droppedBatches(): number { return this.#dropped; }
+  get queuedBatches(): number { return this.#queue.length; }
+  get queuedBytes(): number { return this.#queue.bytes; }
+  get inflight(): number { return this.#inflight.length; }
+
+  stats(): PublisherStats {
+    return {
+      connected: this.#connected, queued_batches: this.queuedBatches, queued_bytes: this.#queue.bytes, inflight: this.inflight,
+      dropped_batches: this.#dropped, published_batches: this.#published, published_readings: this.#readings,
+    };
+  }
+
+  start(): void {
+    if (this.#client) return;
+    const { mqtt: m, log } = this.#o;
+    const backoff = this.#o.reconnect ?? { minMs: 1000, maxMs: 10_000 };
+    const options: IClientOptions = {
+      clientId: m.client_id, clean: true, protocolVersion: m.protocol_version, protocolId: m.protocol_version === 3 ? 'MQIsdp' : 'MQTT',
+      keepalive: Math.ceil(m.keepalive / 1000), connectTimeout: m.connect_timeout, reconnectPeriod: backoff.minMs,
+      // a refused CONNECT (auth backend down, credentials being rotated) is retried like an unreachable broker
+      reconnectOnConnackError: true,
+      will: { topic: this.#o.statusTopic, payload: Buffer.from(this.#o.offlinePayload), qos: 1, retain: true },
+      // subscriptions are renewed on every connect below; the library's resubscribe would double them
+      resubscribe: false,
+      queueQoSZero: false,
+      ...readTls(m.tls),
+    };
+    if (m.username !== undefined) options.username = m.username;
+    if (m.password !== undefined) options.password = m.password;
+    const where = redactUrl(m.url);
+    log.info({ url: where, client_id: m.client_id, protocol_version: m.protocol_version }, 'mqtt connecting');
+    const client = connect(m.url, options);
+    this.#client = client;
+
+    client.on('connect', (connack) => {
+      client.options.reconnectPeriod = backoff.minMs;
+      this.#connected = true;
+      this.#outage = false;
+      // never more in flight than the broker takes (MQTT 5 receive maximum; Mosquitto says 20)
+      this.#window = Math.min(m.max_inflight, connack.properties?.receiveMaximum ?? Infinity);
+      log.info({ url: where, queued_batches: this.queuedBatches, inflight: this.inflight }, 'mqtt connected');
+      client.publish(this.#o.statusTopic, this.#o.onlinePayload(), { qos: 1, retain: true });
+      for (const topic of this.#retained.keys()) this.#retainedDirty.add(topic);
+      const subs = this.#o.subscriptions ?? [];
+      if (subs.length > 0) {
+        client.subscribe(subs, { qos: 1 }, (err, granted) => {
+          if (err) log.warn({ err: err.message }, 'mqtt subscribe failed');
+          for (const g of granted ?? []) if (g.qos >= 128) log.warn({ topic: g.topic }, 'mqtt subscription refused by the broker');
+        });
+      }
+      try { this.#o.onConnect?.(); } catch (err) { log.error({ err: errText(err) }, 'onConnect handler failed'); }
+      this.#pump();
+    });
+    client.on('close', () => {
+      if (this.#connected && !this.#stopping) log.warn({ url: where, inflight: this.inflight, queued_batches: this.queuedBatches }, 'mqtt connection lost');
+      this.#connected = false;
+      if (m.qos === 0) this.#reclaim(() => true);
+    });
+    client.on('reconnect', () => {
+      client.options.reconnectPeriod = Math.min(backoff.maxMs, (client.options.reconnectPeriod ?? backoff.minMs) * 2);
+    });
+    client.on('error', (err) => {
+      // every attempt fails while the broker is away: warn once per outage
+      const first = !this.#outage;
+      this.#outage = !this.#connected;
+      log[first ? 'warn' : 'debug']({ url: where, err: err.message, code: (err as { code?: unknown }).code }, 'mqtt error');
+    });
+    client.on('message', (topic, payload, packet) => {
+      const { responseTopic, correlationData } = packet.properties ?? {};
+      const props: MessageProps = { ...(responseTopic !== undefined && { responseTopic }), ...(correlationData !== undefined && { correlationData }) };
+      const failed = (err: unknown) => log.error({ err: errText(err), topic }, 'message handler failed');
+      try {
+        const r: unknown = this.#o.onMessage?.(topic, payload, props);
+        if (r instanceof Promise) r.catch(failed);
+      } catch (err) {
+        failed(err);
+      }
+    });
+  }
+
+  publishBatch(b: Batch): void {
+    this.#queue.push({ batch: b, bytes: Buffer.byteLength(b.payload), sent: 0, failed: false }, (old) => {
+      this.#dropped++;
+      if (this.#overflowDropped++ === 0) {
+        this.#o.log.warn({ max_queued_bytes: this.#queue.maxBytes, device: old.batch.device, seq: old.batch.seq }, 'publish queue full: dropping the oldest batches');
+      }
+    });
+    this.#pump();
+  }
+
+  setRetained(topic: string, payload: string): void {
+    this.#retained.set(topic, payload);
+    this.#retainedDirty.add(topic);
+    this.#pump();
+  }
+
+  publish(topic: string, payload: string, opts: { qos?: 0 | 1; retain?: boolean; properties?: { correlationData?: Buffer } } = {}): void {
+    const client = this.#client;
+    if (!client || !this.#connected || this.#stopping || this.#looseInflight >= MAX_LOOSE_INFLIGHT) {
+      this.#o.log.debug({ topic, connected: this.#connected }, 'message dropped: not connected or too many outstanding');
+      return;
+    }
+    this.#looseInflight++;
+    client.publish(topic, payload, { qos: opts.qos ?? 0, retain: opts.retain ?? false, properties: opts.properties ?? {} }, (err) => {
+      this.#looseInflight--;
+      if (err) this.#o.log.debug({ topic, err: err.message }, 'message not delivered');
+    });
+  }
+
+  /** true once the queue and the in-flight window are empty; false at timeout */
+  drain(timeoutMs: number): Promise<boolean> {
+    if (this.#idle()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => { clearTimeout(timer); this.#idleWaiters.delete(onIdle); resolve(ok); };
+      const onIdle = () => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.#idleWaiters.add(onIdle);
+    });
+  }
+
+  /** the batches not acknowledged, oldest first: what a caller keeps after stop() */
+  unsent(): Batch[] {
+    return [...this.#inflight, ...this.#queue.toArray()].map((e) => e.batch);
+  }
+
+  async stop(): Promise<void> {
+    const client = this.#client;
+    if (!client || this.#stopping) return;
+    this.#stopping = true;
+    if (this.#connected) {
+      await bounded(1000, (done) => client.publish(this.#o.statusTopic, this.#o.offlinePayload, { qos: 1, retain: true }, () => done()));
+    }
+    // a graceful DISCONNECT, so the broker drops the will; forced when offline or stuck
+    const graceful = this.#connected && await bounded(2000, (done) => client.end(false, {}, () => done()));
+    if (!graceful) await bounded(1000, (done) => client.end(true, {}, () => done()));
+    this.#connected = false;
+    this.#o.log.info({ queued_batches: this.queuedBatches, inflight: this.inflight }, 'mqtt stopped');
+  }
+
+  #pump(): void {
+    const client = this.#client;
+    // a QoS 0 callback can run inside publish(): the outer loop carries on
+    if (!client || !this.#connected || this.#stopping || this.#pumping) return;
+    this.#pumping = true;
+    try {
+      for (const topic of this.#retainedDirty) {
+        if (this.#retainedInflight >= this.#window) break;
+        this.#retainedDirty.delete(topic);
+        this.#retainedInflight++;
+        client.publish(topic, this.#retained.get(topic) ?? '', { qos: 1, retain: true }, () => {
+          this.#retainedInflight--;
+          this.#pump();
+        });
+      }
+      const qos = this.#o.mqtt.qos;
+      while (this.#inflight.length < this.#window && this.#connected) {
+        const entry = this.#queue.shift();
+        if (!entry) break;
+        const sent = entry.sent = ++this.#sends;
+        entry.failed = false;
+        this.#inflight.push(entry);
+        client.publish(entry.batch.topic, entry.batch.payload, { qos }, (err) => {
+          if (entry.sent === sent) this.#settled(entry, err);
+        });
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #settled(entry: Entry, err: Error | undefined): void {
+    const i = this.#inflight.indexOf(entry);
+    if (i < 0) return;
+    if (this.#stopping && err) return; // stays unsent
+    if (err && !(err instanceof ErrorWithReasonCode)) {
+      entry.failed = true;
+      setImmediate(() => this.#reclaim((e) => e.failed));
+      return;
+    }
+    this.#inflight.splice(i, 1);
+    if (err) {
+      this.#dropped++;
+      this.#o.log.warn({ device: entry.batch.device, seq: entry.batch.seq, err: err.message }, 'batch refused by the broker: dropped');
+    } else {
+      this.#published++;
+      this.#readings += entry.batch.readings;
+    }
+    if (this.#overflowDropped > 0 && this.#queue.bytes <= this.#queue.maxBytes / 2) {
+      this.#o.log.info({ dropped_batches: this.#overflowDropped }, 'publish queue below half full again');
+      this.#overflowDropped = 0;
+    }
+    this.#pump();
+    if (this.#idle()) for (const w of [...this.#idleWaiters]) w();
+  }
+
+  /** moves the matching in-flight entries back to the head of the queue, in order */
+  #reclaim(match: (e: Entry) => boolean): void {
+    const back = this.#inflight.filter(match);
+    if (back.length === 0) return;
+    this.#inflight = this.#inflight.filter((e) => !match(e));
+    for (const e of back) e.sent = 0;
+    this.#queue.unshift(back);
+    this.#pump();
+  }
+
+  #idle(): boolean {
+    return this.#inflight.length === 0 && this.queuedBatches === 0;
+  }
+}
+
+type TlsOptions = Pick<IClientOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized'>;
+
+/** the TLS material named in the config; an unreadable file is a config error */
+function readTls(tls: ResolvedConfig['mqtt']['tls']): TlsOptions {
+  if (!tls) return {};
+  const out: TlsOptions = { rejectUnauthorized: tls.reject_unauthorized };
+  for (const key of ['ca', 'cert', 'key'] as const) {
+    const path = tls[key];
+    try {
+      if (path !== undefined) out[key] = readFileSync(path);
+    } catch (err) {
+      throw new Error(`mqtt.tls.${key}: cannot read ${path}: ${errText(err)}`);
+    }
+  }
+  return out;
+}
+
+/** the URL without its userinfo, safe to log */
+export function redactUrl(url: string): string {
+  if (!URL.canParse(url)) return '(unparsable url)';
+  const u = new URL(url);
+  u.username = u.password = '';
+  return u.toString();
+}
+
+/** runs fn and resolves true when it calls done, false after ms */
+function bounded(ms: number, fn: (done: () => void) => void): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    fn(() => { clearTimeout(timer); resolve(true); });
+  });
+}
+
+const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
