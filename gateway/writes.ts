@@ -1,24 +1,14 @@
 // Writes arriving over MQTT reach a device only when the tag is writable and
 // the value fits the tag's type, min and max.
-import type { TagConfig, ValueType } from '../config/schema.js';
-import { coerceValue } from './tags.js';
+import type { TagConfig } from '../config/schema.js';
+import { coerceValue, valueTypeOf } from './tags.js';
 
 export type WriteCheck = { ok: true; value: number | boolean | string } | { ok: false; error: string };
 
-/** the value type a write must have: tag.type, or what a Modbus register type implies */
-function writeType(tag: TagConfig): ValueType {
-  switch (tag.type) {
-    case undefined: return 'number';
-    case 'number': case 'integer': case 'boolean': case 'string': return tag.type;
-    case 'bool': return 'boolean';
-    case 'float32': case 'float64': return 'number';
-    default: return 'integer';
-  }
-}
-
 export function checkWrite(tag: TagConfig, raw: unknown): WriteCheck {
   if (!tag.writable) return { ok: false, error: 'tag is not writable' };
-  const type = writeType(tag);
+  // a tag without a type takes numbers; Modbus register types imply theirs
+  const type = valueTypeOf(tag.type) ?? 'number';
   const isScalar = typeof raw === 'number' || typeof raw === 'boolean' || typeof raw === 'string';
   const value = isScalar ? coerceValue(type, raw) : undefined;
   if (value === undefined || value === null || Array.isArray(value)) {
