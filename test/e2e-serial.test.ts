@@ -100,7 +100,7 @@ if (enabled) {
     const e = await setup();
     try {
       const sub = await e.subscribe(e.broker!.url);
-      e.start(gatewayConfig(e.broker!.url, e.dir, [serialDevice('inst1', e.pty!.device, { tags: { n: {} } })]));
+      e.start(gatewayConfig(e.broker!.url, e.dir, [serialDevice('inst1', e.pty!.device, { tags: { n: { type: 'integer' } } })]));
       await waitForState(sub, 'inst1', 'connected');
       e.instrument!.write('n=1\n');
       e.instrument!.write('this is not kv at all\n');
