@@ -26,7 +26,10 @@ export function createLogger(opts: { level?: string; destination?: NodeJS.Writab
 
 /** mqtt://user:pass@host:1883 → mqtt://host:1883 (for log lines) */
 export function safeUrl(url: string): string {
-  return url.replace(/\/\/[^/@]*@/, '//');
+  if (!URL.canParse(url)) return '(unparsable url)';
+  const u = new URL(url);
+  u.username = u.password = '';
+  return u.toString();
 }
 
 /**

@@ -20,6 +20,7 @@ import { readFileSync } from 'node:fs';
 import { connect, ErrorWithReasonCode, type IClientOptions, type MqttClient } from 'mqtt';
 import type { ResolvedConfig } from '../config/schema.js';
 import { ByteBoundedQueue } from './publish-queue.js';
+import { safeUrl } from './logger.js';
 import type { Batch, Logger } from './types.js';
 
 export interface MessageProps { responseTopic?: string; correlationData?: Buffer }
@@ -107,7 +108,7 @@ export class MqttPublisher {
     };
     if (m.username !== undefined) options.username = m.username;
     if (m.password !== undefined) options.password = m.password;
-    const where = redactUrl(m.url);
+    const where = safeUrl(m.url);
     log.info({ url: where, client_id: m.client_id, protocol_version: m.protocol_version }, 'mqtt connecting');
     const client = connect(m.url, options);
     this.#client = client;
@@ -303,14 +304,6 @@ function readTls(tls: ResolvedConfig['mqtt']['tls']): TlsOptions {
     }
   }
   return out;
-}
-
-/** the URL without its userinfo, safe to log */
-export function redactUrl(url: string): string {
-  if (!URL.canParse(url)) return '(unparsable url)';
-  const u = new URL(url);
-  u.username = u.password = '';
-  return u.toString();
 }
 
 /** runs fn and resolves true when it calls done, false after ms */

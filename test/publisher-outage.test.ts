@@ -6,13 +6,10 @@ import * as assert from 'uvu/assert';
 import { MqttPublisher, type PublisherOptions } from '../gateway/publisher.js';
 import { freePort, sleep, waitFor } from './helpers/peers.js';
 import { collect, startMosquitto, type Collected, type TestBroker } from './helpers/mosquitto.js';
-import { captureLog, firstSendsInOrder, mkBatch, mqttConfig, MqttProxy, orderReport, seqOf } from './helpers/mqtt-fixtures.js';
+import { captureLog, cleanupsAfterEach, firstSendsInOrder, mkBatch, mqttConfig, MqttProxy, orderReport, seqOf } from './helpers/mqtt-fixtures.js';
 
 const DATA = 'gw/devices/+/data';
-const cleanups: Array<() => Promise<void> | void> = [];
-test.after.each(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach(test);
 
 async function broker(opts: Parameters<typeof startMosquitto>[0] = {}): Promise<TestBroker> {
   const b = await startMosquitto(opts);

@@ -9,13 +9,10 @@ import * as assert from 'uvu/assert';
 import { MqttPublisher, type PublisherOptions } from '../gateway/publisher.js';
 import { freePort, sleep, tempDir, waitFor, which } from './helpers/peers.js';
 import { collect, startMosquitto, type TestBroker } from './helpers/mosquitto.js';
-import { captureLog, mkBatch, mqttConfig, MqttProxy, orderReport, seqOf } from './helpers/mqtt-fixtures.js';
+import { captureLog, cleanupsAfterEach, mkBatch, mqttConfig, MqttProxy, orderReport, seqOf } from './helpers/mqtt-fixtures.js';
 
 const OFFLINE = '{"state":"offline"}';
-const cleanups: Array<() => Promise<void> | void> = [];
-test.after.each(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupsAfterEach(test);
 
 async function broker(opts: Parameters<typeof startMosquitto>[0] = {}): Promise<TestBroker> {
   const b = await startMosquitto(opts);

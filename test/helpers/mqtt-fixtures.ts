@@ -157,3 +157,12 @@ function frames(onFrame: (type: number, flags: number, body: Buffer) => void): (
     pending = at === 0 ? pending : pending.subarray(at);
   };
 }
+
+/** cleanups run after each test of a suite, newest first, on success and failure */
+export function cleanupsAfterEach(suite: { after: { each(fn: () => Promise<void>): void } }): Array<() => Promise<void> | void> {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  suite.after.each(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  return cleanups;
+}
