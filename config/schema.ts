@@ -226,6 +226,9 @@ function checkDevice(d: AnyDevice, ctx: z.RefinementCtx): void {
       ctx.addIssue({ code: 'custom', path: at('tags', key, 'min'), input: tag.min, message: `min must not exceed max (${tag.max})` });
     }
     const name = tag.name ?? key;
+    if (tag.name === undefined && /[/#+\s]/.test(key)) {
+      ctx.addIssue({ code: 'custom', path: at('tags', key), input: key, message: 'a tag key used as the MQTT name must not contain "/", "#", "+" or spaces (or give the tag a name)' });
+    }
     const other = names.get(name);
     if (other !== undefined) ctx.addIssue({ code: 'custom', path: at('tags', key, 'name'), input: name, message: `tag name "${name}" is also used by tags.${other}` });
     else names.set(name, key);
