@@ -214,6 +214,16 @@ export const configSchema = z.strictObject({
     if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['devices', i, 'id'], input: id, message: `duplicate device id (also devices[${first}].id)` });
     else seen.set(id, i);
   });
+  // Modbus RTU devices on one port share the bus, and so its line settings
+  const lines = new Map<string, [number, string]>();
+  devices.forEach((d: unknown, i) => {
+    const m = d as Partial<Record<'driver' | 'port' | 'baud_rate' | 'data_bits' | 'parity' | 'stop_bits', unknown>> | null;
+    if (m?.driver !== 'modbus-rtu' || typeof m.port !== 'string') return;
+    const line = `${String(m.baud_rate)} baud, ${String(m.data_bits)} data bits, parity ${String(m.parity)}, ${String(m.stop_bits)} stop bits`;
+    const first = lines.get(m.port);
+    if (first === undefined) lines.set(m.port, [i, line]);
+    else if (first[1] !== line) ctx.addIssue({ code: 'custom', path: ['devices', i, 'port'], input: m.port, message: `devices on one port share its line settings: devices[${first[0]}] uses ${first[1]}, this one ${line}` });
+  });
 }, { when: () => true });
 
 type AnyDevice = z.output<typeof serialDevice> | z.output<typeof modbusRtuDevice> | z.output<typeof modbusTcpDevice> | z.output<typeof opcuaDevice>;

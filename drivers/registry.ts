@@ -15,7 +15,10 @@ export async function createDriver(config: DeviceConfig, deps: DriverDeps = {}):
       return createSerialDriver(config, deps);
     }
     case 'modbus-rtu':
-    case 'modbus-tcp':
+    case 'modbus-tcp': {
+      const { createModbusDriver } = await import('./modbus/index.js');
+      return createModbusDriver(config, deps);
+    }
     case 'opcua':
       throw new PermanentError(`driver "${config.driver}" is not available in this version of edgegate`);
   }

@@ -135,7 +135,8 @@ export class DeviceTask {
       timeout: () => {
         counters.timeouts++;
         timeoutsInRow++;
-        if (timeoutsInRow === TIMEOUTS_BEFORE_ERROR) this.setStatus('error', `no answer to ${TIMEOUTS_BEFORE_ERROR} requests in a row`);
+        // only a connected device turns to error: a driver that already said why (disconnected) is not overruled
+        if (timeoutsInRow === TIMEOUTS_BEFORE_ERROR && this.status.state === 'connected') this.setStatus('error', `no answer to ${TIMEOUTS_BEFORE_ERROR} requests in a row`);
       },
     };
   }

@@ -1,0 +1,180 @@
+// Modbus RTU framing on a serial port: [unit][PDU][CRC lo][CRC hi]. RTU frames
+// carry no length, so the answer's length follows from the request; bytes
+// that arrive while no request waits (a late answer after a timeout, line
+// noise) are dropped before the next request goes out, and every request
+// waits for 3.5 characters of silence on the line first.
+import { performance } from 'node:perf_hooks';
+import { SerialPortStream } from '@serialport/stream';
+import { openError, osBinding } from '../serial/ports.js';
+import type { Transport } from './bus.js';
+import { answerLength, crc16, FrameError, ModbusTimeout } from './pdu.js';
+
+export interface RtuLine {
+  path: string;
+  baudRate: number;
+  dataBits: 5 | 6 | 7 | 8;
+  parity: 'none' | 'even' | 'odd' | 'mark' | 'space';
+  stopBits: 1 | 1.5 | 2;
+}
+
+/** the longest RTU frame: unit, 253 bytes of PDU, CRC */
+const MAX_FRAME = 256;
+
+type StreamBinding = ConstructorParameters<typeof SerialPortStream>[0]['binding'];
+
+interface Pending {
+  unit: number;
+  fc: number;
+  /** bytes of the normal answer frame */
+  frameLength: number;
+  resolve(pdu: Buffer): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+/** bits on the wire per character: start bit, data bits, parity bit, stop bits */
+export function bitsPerChar(line: Pick<RtuLine, 'dataBits' | 'parity' | 'stopBits'>): number {
+  return 1 + line.dataBits + (line.parity === 'none' ? 0 : 1) + line.stopBits;
+}
+
+export class RtuTransport implements Transport {
+  onLost: ((err: Error) => void) | undefined;
+  private port: SerialPortStream | undefined;
+  private readonly rx = Buffer.alloc(MAX_FRAME);
+  private rxLength = 0;
+  private pending: Pending | undefined;
+  private lastByteAt = 0;
+  private closing = false;
+  /** 3.5 characters of silence, in ms */
+  private readonly gapMs: number;
+
+  constructor(private readonly line: RtuLine, private readonly binding: unknown = osBinding) {
+    this.gapMs = (3.5 * bitsPerChar(line) * 1000) / line.baudRate;
+  }
+
+  async open(): Promise<void> {
+    const { path, baudRate, dataBits, parity, stopBits } = this.line;
+    const port = new SerialPortStream({ path, baudRate, dataBits, parity, stopBits, autoOpen: false, binding: this.binding as StreamBinding });
+    await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(openError(path, err)) : resolve())));
+    this.port = port;
+    // reading from the start: a vanished device is noticed only while a read is pending
+    port.on('data', this.onData);
+    port.on('error', this.onError);
+    port.on('close', this.onClose);
+  }
+
+  async exchange(unit: number, pdu: Buffer, timeoutMs: number): Promise<Buffer> {
+    const port = this.port;
+    if (!port || this.closing) throw new Error(`${this.line.path} is not open`);
+    const quiet = this.gapMs - (performance.now() - this.lastByteAt);
+    if (quiet > 0) await silence(quiet);
+    this.rxLength = 0;
+    const frame = Buffer.allocUnsafe(pdu.length + 3);
+    frame[0] = unit;
+    pdu.copy(frame, 1);
+    frame.writeUInt16LE(crc16(frame, 0, pdu.length + 1), pdu.length + 1);
+    return new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending = undefined;
+        reject(new ModbusTimeout(`no answer from unit ${unit} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending = { unit, fc: pdu[0] as number, frameLength: answerLength(pdu) + 3, resolve, reject, timer };
+      port.write(frame, (err) => {
+        if (err) this.settle(new Error(`${this.line.path}: ${err.message}`));
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    this.settle(new Error(`${this.line.path} was closed`));
+    const port = this.port;
+    if (!port) return;
+    port.off('data', this.onData);
+    port.off('close', this.onClose);
+    // errors of a port being torn down have no one left to tell, but must not crash the process
+    port.on('error', () => undefined);
+    if (port.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.lastByteAt = performance.now();
+    const p = this.pending;
+    // nobody is waiting: a late answer or noise, dropped
+    if (!p) return;
+    const room = MAX_FRAME - this.rxLength;
+    chunk.copy(this.rx, this.rxLength, 0, Math.min(room, chunk.length));
+    this.rxLength += Math.min(room, chunk.length);
+    this.parse(p, chunk.length > room);
+  };
+
+  private parse(p: Pending, overflow: boolean): void {
+    const rx = this.rx;
+    for (;;) {
+      // leading bytes that cannot start the answer are noise (or the tail of an earlier frame)
+      let skip = 0;
+      while (skip < this.rxLength && rx[skip] !== p.unit) skip++;
+      if (skip > 0) this.shift(skip);
+      if (this.rxLength < 2) break;
+      const fc = rx[1] as number;
+      const need = fc === p.fc ? p.frameLength : fc === (p.fc | 0x80) ? 5 : 0;
+      if (need === 0) {
+        this.shift(1);
+        continue;
+      }
+      if (this.rxLength < need) break;
+      const crc = rx.readUInt16LE(need - 2);
+      if (crc !== crc16(rx, 0, need - 2)) {
+        this.settle(new FrameError('CRC error', Buffer.from(rx.subarray(0, need))));
+      } else {
+        this.settle(undefined, Buffer.from(rx.subarray(1, need - 2)));
+      }
+      return;
+    }
+    if (overflow) this.settle(new FrameError('answer longer than any Modbus frame'));
+  }
+
+  private shift(n: number): void {
+    this.rx.copyWithin(0, n, this.rxLength);
+    this.rxLength -= n;
+  }
+
+  private settle(err: Error | undefined, pdu?: Buffer): void {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = undefined;
+    clearTimeout(p.timer);
+    if (err) p.reject(err);
+    else p.resolve(pdu as Buffer);
+  }
+
+  private readonly onError = (err: Error): void => this.lose(new Error(`${this.line.path}: ${err.message}`, { cause: err }));
+
+  private readonly onClose = (err: (Error & { disconnected?: boolean }) | null): void => {
+    const path = this.line.path;
+    this.lose(err?.disconnected ? new Error(`${path} disconnected: ${err.message}`, { cause: err }) : new Error(`${path} was closed`, { cause: err ?? undefined }));
+  };
+
+  private lose(err: Error): void {
+    if (this.closing) return;
+    this.settle(err);
+    this.onLost?.(err);
+  }
+}
+
+/**
+ * Waits at least ms. Timers have a resolution of 1 ms, while 3.5 characters
+ * at 115200 baud last 0.33 ms: short waits yield to the event loop until the
+ * time has passed instead of sleeping a whole millisecond.
+ */
+function silence(ms: number): Promise<void> {
+  if (ms >= 2) return new Promise((resolve) => setTimeout(resolve, Math.ceil(ms)));
+  const until = performance.now() + ms;
+  return new Promise((resolve) => {
+    const check = (): void => {
+      if (performance.now() >= until) resolve();
+      else setImmediate(check);
+    };
+    setImmediate(check);
+  });
+}
