@@ -1,11 +1,14 @@
 // The gateway core: one publisher, one task per device, stats, writes and
 // reload. Constructors assign; start()/stop() do the I/O.
+import { accessSync, constants } from 'node:fs';
 import type { DeviceConfig, ResolvedConfig } from '../config/schema.js';
 import type { DriverDeps } from '../drivers/registry.js';
 import { systemClock } from './clock.js';
 import { DeviceTask, type DeviceStatus } from './device.js';
+import { PublisherProgress, type Health } from './health.js';
 import { safeUrl } from './logger.js';
 import { MqttPublisher } from './publisher.js';
+import type { ServiceSummary } from './service-notifier.js';
 import { StatsCollector } from './stats.js';
 import type { Batch, Clock, Logger, Reading } from './types.js';
 import { parseWritePayload } from './writes.js';
@@ -35,6 +38,7 @@ export class Gateway {
   private publisher: MqttPublisher | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   private readonly startedAt: number;
+  private readonly progress = new PublisherProgress();
 
   constructor(config: ResolvedConfig, private readonly opts: GatewayOptions) {
     this.config = config;
@@ -57,11 +61,21 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
-    const { mqtt } = this.config;
-    const url = mqtt.url === 'embedded' ? this.opts.mqttUrl : mqtt.url;
+    const url = this.brokerUrl;
     if (!url) throw new Error('mqtt.url is "embedded" but no embedded broker was started');
     this.stats.start();
-    this.publisher = new MqttPublisher({
+    this.publisher = this.createPublisher(url);
+    this.publisher.start();
+    this.log.info({ gateway: this.config.gateway.id, mqtt: safeUrl(url), devices: this.config.devices.length, version: VERSION }, 'edgegate starting');
+    for (const d of this.config.devices) if (d.enabled) this.addDevice(d);
+    this.publishStats();
+    this.statsTimer = setInterval(() => this.publishStats(), this.config.stats_interval);
+    this.statsTimer.unref();
+  }
+
+  private createPublisher(url: string): MqttPublisher {
+    const { mqtt } = this.config;
+    return new MqttPublisher({
       mqtt: { ...mqtt, url },
       statusTopic: `${this.prefix}/status`,
       onlinePayload: () => JSON.stringify({ state: 'online', version: VERSION, started: this.startedAt }),
@@ -71,12 +85,6 @@ export class Gateway {
       subscriptions: [`${this.prefix}/devices/+/set/+`],
       onMessage: (topic, payload, props) => void this.handleWrite(topic, payload, props),
     });
-    this.publisher.start();
-    this.log.info({ gateway: this.config.gateway.id, mqtt: safeUrl(url), devices: this.config.devices.length, version: VERSION }, 'edgegate starting');
-    for (const d of this.config.devices) if (d.enabled) this.addDevice(d);
-    this.publishStats();
-    this.statsTimer = setInterval(() => this.publishStats(), this.config.stats_interval);
-    this.statsTimer.unref();
   }
 
   /** drivers stop, open batches flush, queued batches drain (bounded), status goes offline */
@@ -101,9 +109,9 @@ export class Gateway {
   /** SIGHUP: restart changed, added and removed devices; keep the others running */
   async reload(next: ResolvedConfig): Promise<{ restarted: string[]; added: string[]; removed: string[]; kept: string[] }> {
     const prev = this.config;
-    if (JSON.stringify(prev.mqtt) !== JSON.stringify(next.mqtt) || prev.gateway.id !== next.gateway.id) {
-      this.log.warn('changes to the gateway or mqtt sections take effect after a restart');
-    }
+    const mqttChanged = JSON.stringify(prev.mqtt) !== JSON.stringify(next.mqtt);
+    if (mqttChanged) checkMqttReload(next.mqtt, this.opts.mqttUrl);
+    if (JSON.stringify(prev.buffer) !== JSON.stringify(next.buffer)) this.log.warn('changes to the buffer section take effect after a restart');
     const fingerprint = (c: ResolvedConfig, d: DeviceConfig) => JSON.stringify([d, c.batch, c.mqtt.topic_prefix, c.gateway.id]);
     const wanted = new Map(next.devices.filter((d) => d.enabled).map((d) => [d.id, d]));
     const before = new Map(prev.devices.filter((d) => d.enabled).map((d) => [d.id, d]));
@@ -116,10 +124,54 @@ export class Gateway {
     }
     for (const id of wanted.keys()) if (!before.has(id)) result.added.push(id);
     await Promise.all([...result.removed, ...result.restarted].map((id) => this.removeDevice(id, result.removed.includes(id))));
-    this.config = { ...prev, devices: next.devices, batch: next.batch, stats_interval: next.stats_interval };
+    this.config = { ...prev, gateway: next.gateway, mqtt: next.mqtt, devices: next.devices, batch: next.batch, stats_interval: next.stats_interval };
+    if (mqttChanged) await this.reconnect();
     for (const id of [...result.restarted, ...result.added]) this.addDevice(wanted.get(id)!);
     this.log.info(result, 'configuration reloaded');
     return result;
+  }
+
+  /**
+   * A changed mqtt section: the old connection stops (devices keep batching
+   * into its queue meanwhile), then a new one takes over every batch not
+   * acknowledged, oldest first, ahead of the new ones. A batch in flight at
+   * the switch may arrive twice (same seq), never not at all.
+   */
+  private async reconnect(): Promise<void> {
+    const url = this.brokerUrl!;
+    const old = this.publisher;
+    await old?.stop();
+    const next = this.createPublisher(url);
+    const carried = old?.unsent() ?? [];
+    for (const b of carried) next.publishBatch(b);
+    this.publisher = next;
+    this.progress.reset();
+    next.start();
+    for (const t of this.tasks.values()) next.setRetained(`${this.prefix}/devices/${t.id}/status`, JSON.stringify(t.status));
+    this.publishStats();
+    this.log.info({ mqtt: safeUrl(url), carried_batches: carried.length }, 'mqtt settings changed: reconnected');
+  }
+
+  /** for the systemd watchdog: not ok when the publisher is wedged (health.ts) */
+  healthy(stallMs: number): Health {
+    const p = this.publisher;
+    if (!p) return { ok: false, reason: 'not started' };
+    return this.progress.check(p.stats(), this.clock.now(), stallMs);
+  }
+
+  /** the numbers of the systemd STATUS= line */
+  summary(): ServiceSummary {
+    let connected = 0;
+    let readings = 0;
+    for (const t of this.tasks.values()) {
+      if (t.status.state === 'connected') connected++;
+      readings += t.counters.readings_in;
+    }
+    const s = this.publisher?.stats();
+    return {
+      devices: this.tasks.size, connected, readings_in: readings, mqtt_connected: s?.connected ?? false,
+      buffer: { batches: s?.queued_batches ?? 0, bytes: s?.queued_bytes ?? 0 },
+    };
   }
 
   private addDevice(config: DeviceConfig): void {
@@ -206,6 +258,20 @@ export class Gateway {
     p.publish(`${topic}/result`, body, { qos: 1 });
     if (props.responseTopic) {
       p.publish(props.responseTopic, body, { qos: 1, ...(props.correlationData ? { properties: { correlationData: props.correlationData } } : {}) });
+    }
+  }
+}
+
+/** what a reload cannot switch to: refused before anything changes */
+function checkMqttReload(mqtt: ResolvedConfig['mqtt'], embeddedUrl: string | undefined): void {
+  if (mqtt.url === 'embedded' && !embeddedUrl) throw new Error('mqtt.url: switching to the embedded broker needs a restart');
+  for (const key of ['ca', 'cert', 'key'] as const) {
+    const path = mqtt.tls?.[key];
+    if (path === undefined) continue;
+    try {
+      accessSync(path, constants.R_OK);
+    } catch {
+      throw new Error(`mqtt.tls.${key}: cannot read ${path}`);
     }
   }
 }

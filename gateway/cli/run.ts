@@ -1,10 +1,13 @@
 // `edgegate run`: load the config (exit 78 on errors), start the gateway,
-// stop cleanly on SIGTERM/SIGINT, reload on SIGHUP.
+// stop cleanly on SIGTERM/SIGINT, reload on SIGHUP; tell systemd about each
+// step (sd_notify) when it started us with a notify socket.
 import { loadConfig } from '../../config/load.js';
 import type { ResolvedConfig } from '../../config/schema.js';
 import { startEmbeddedBroker } from '../broker.js';
 import { Gateway, type GatewayOptions } from '../gateway.js';
 import { createLogger } from '../logger.js';
+import { SdNotify } from '../sdnotify.js';
+import { ServiceNotifier } from '../service-notifier.js';
 import type { Logger } from '../types.js';
 import { EXIT, parseArgs } from './args.js';
 
@@ -35,6 +38,7 @@ export async function runGateway(
     log.info({ url: broker.url }, 'embedded MQTT broker listening');
   }
   const gateway = new Gateway(config, { log, ...(broker ? { mqttUrl: broker.url } : {}), ...(opts.driverDeps ? { driverDeps: opts.driverDeps } : {}) });
+  const systemd = new ServiceNotifier({ notify: await SdNotify.fromEnv(log.child({ component: 'systemd' })), source: gateway, log });
 
   process.on('uncaughtException', (err) => {
     log.fatal({ err }, 'uncaught exception; exiting');
@@ -46,12 +50,14 @@ export async function runGateway(
 
   await gateway.start();
   opts.onStarted?.(gateway);
+  systemd.started();
 
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
+      systemd.stopping();
       log.info({ signal }, 'stopping');
       const deadline = setTimeout(() => {
         log.error({ deadline_ms: STOP_DEADLINE_MS }, 'stop took too long; exiting anyway');
@@ -71,6 +77,7 @@ export async function runGateway(
         .finally(() => {
           process.removeListener('SIGHUP', reload);
           clearTimeout(deadline);
+          systemd.close();
         });
     };
     let reloading = Promise.resolve();
@@ -78,12 +85,21 @@ export async function runGateway(
       if (!opts.file || stopping) return;
       const file = opts.file;
       reloading = reloading.then(async () => {
+        if (stopping) return;
+        systemd.reloading();
         const next = loadConfig(file);
         if (!next.ok) {
           for (const line of next.errors) log.error({ config: file }, `reload refused: ${line}`);
+          systemd.reloaded(`reload refused (${next.errors.length} errors), old configuration kept`);
           return;
         }
-        await gateway.reload(next.config);
+        try {
+          await gateway.reload(next.config);
+          systemd.reloaded('configuration reloaded');
+        } catch (err) {
+          log.error({ err }, 'reload failed');
+          systemd.reloaded(`reload failed: ${err instanceof Error ? err.message : String(err)}`);
+        }
       }).catch((err: unknown) => log.error({ err }, 'reload failed'));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
