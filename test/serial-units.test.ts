@@ -33,6 +33,24 @@ test('lines: split across chunks, "\\r\\n" and empty lines', () => {
   assert.equal(lines, ['T=1', 'H=2', 'A=3']);
 });
 
+test('lines: random chunking of long and short lines gives exactly what split() gives', () => {
+  let seed = 7;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+  for (const delimiter of ['\n', '\r\n', '<END>']) {
+    const want: string[] = [];
+    for (let i = 0; i < 300; i++) want.push(`ID=${'A'.repeat(rnd(3000))};P=${1000 + i}.25`);
+    const stream = Buffer.from(want.join(delimiter) + delimiter, 'latin1');
+    const { lines, errors, feed } = splitter(delimiter, 4096);
+    for (let off = 0; off < stream.length; ) {
+      const len = 1 + rnd(700);
+      feed(stream.subarray(off, off + len));
+      off += len;
+    }
+    assert.is(errors.length, 0);
+    assert.equal(lines, want, `delimiter ${JSON.stringify(delimiter)}`);
+  }
+});
+
 test('lines: a multi-byte delimiter split over chunks, even byte by byte', () => {
   const { lines, feed } = splitter('<END>');
   feed('a=1<E', 'ND>b=2<', 'E', 'N', 'D', '>c=3<END><END>d<EN', 'D>');

@@ -114,6 +114,7 @@ export class LineSplitter {
     let s = from;
     let e = to;
     if (this.len > 0) {
+      this.ensure(n);
       chunk.copy(this.buf, this.len, from, to);
       src = this.buf;
       s = 0;
