@@ -134,3 +134,36 @@ export function qualityRecorder(id: string): Recorder & { qualities: Array<{ key
   };
   return Object.assign(rec, { ctx, qualities });
 }
+
+export type Layout = Array<[key: string, type: string, word_order: 'big' | 'little', byte_swap: boolean, value: number | string, words: number[]]>;
+
+// every type and word order, back to back from address 0, as one device would lay them out
+export const LAYOUT: Layout = [
+  ['u16', 'uint16', 'big', false, 0x1234, [0x1234]],
+  ['u16_swap', 'uint16', 'big', true, 0x1234, [0x3412]],
+  ['i16', 'int16', 'big', false, -2, [0xfffe]],
+  ['u32_big', 'uint32', 'big', false, 0x12345678, [0x1234, 0x5678]],
+  ['u32_little', 'uint32', 'little', false, 0x12345678, [0x5678, 0x1234]],
+  ['u32_little_swap', 'uint32', 'little', true, 0x12345678, [0x7856, 0x3412]],
+  ['i32_big', 'int32', 'big', false, -70000, [0xfffe, 0xee90]],
+  ['i32_little', 'int32', 'little', false, -70000, [0xee90, 0xfffe]],
+  ['f32_big', 'float32', 'big', false, 12.5, [0x4148, 0x0000]],
+  ['f32_little', 'float32', 'little', false, 12.5, [0x0000, 0x4148]],
+  ['f32_big_swap', 'float32', 'big', true, 12.5, [0x4841, 0x0000]],
+  ['f32_little_swap', 'float32', 'little', true, -0.25, [0x0000, 0x80be]],
+  ['f64_big', 'float64', 'big', false, 1.5, [0x3ff8, 0, 0, 0]],
+  ['f64_little', 'float64', 'little', false, 1.5, [0, 0, 0, 0x3ff8]],
+  ['f64_little_swap', 'float64', 'little', true, 1e300, [0x9c75, 0x0088, 0x3ce4, 0x377e]],
+  ['text', 'string', 'big', false, 'AB CD', [0x4142, 0x2043, 0x4400]],
+  ['text_swap', 'string', 'big', true, 'AB CD', [0x4241, 0x4320, 0x0044]],
+];
+
+export function layoutTags(writable = false): { tags: Record<string, object>; words: number[] } {
+  const tags: Record<string, object> = {};
+  const words: number[] = [];
+  for (const [key, type, word_order, byte_swap, , w] of LAYOUT) {
+    tags[key] = { area: 'holding', address: words.length, type, word_order, byte_swap, ...(type === 'string' ? { length: w.length } : {}), ...(writable ? { writable: true } : {}) };
+    words.push(...w);
+  }
+  return { tags, words };
+}

@@ -1,0 +1,213 @@
+// Several devices on one RTU bus: a dead slave costs the live one at most one
+// timeout per round and never touches its status; the port is shared, opened
+// once and closed by the last device; a lost port fails every device on it.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { SerialPort } from 'serialport';
+import { modbusRtuDevice } from '../config/schema.js';
+import { openBuses } from '../drivers/modbus/bus.js';
+import { ModbusDriver, MISSES_BEFORE_DISCONNECTED } from '../drivers/modbus/driver.js';
+import { crc16 } from '../drivers/modbus/pdu.js';
+import { requirePymodbus, startModbusPeer, qualityRecorder, type ModbusPeer } from './peers/modbus.js';
+import { openInstrument, ptyPair } from './helpers/socat.js';
+import { requirePeer, sleep, tempDir, waitFor } from './helpers/peers.js';
+
+const enabled = requirePeer('socat', 'Modbus RTU tests run over socat pty pairs') && requirePymodbus();
+
+type Rec = ReturnType<typeof qualityRecorder>;
+
+function device(id: string, port: string, unit: number, extra: Record<string, unknown> = {}) {
+  return modbusRtuDevice.parse({
+    id, driver: 'modbus-rtu', port, baud_rate: 115200, unit_id: unit, poll_interval: 100, timeout: 300,
+    tags: { v: { area: 'holding', address: 0 } }, ...extra,
+  });
+}
+
+function start(driver: ModbusDriver, rec: Rec) {
+  let outcome: unknown = 'running';
+  const done = driver.run(rec.ctx).then(() => void (outcome = 'resolved'), (e: unknown) => void (outcome = e));
+  return { done, outcome: () => outcome };
+}
+
+/** whether another program could open (and lock) the port now */
+async function canOpen(path: string): Promise<boolean> {
+  const port = new SerialPort({ path, baudRate: 9600, autoOpen: false });
+  const ok = await new Promise<boolean>((resolve) => port.open((err) => resolve(!err)));
+  if (ok) await new Promise<void>((resolve) => port.close(() => resolve()));
+  return ok;
+}
+
+if (enabled) {
+  test('a dead slave: marked disconnected, one request per round then backoff; the live one keeps its rate and status', async () => {
+    const tmp = tempDir();
+    const pty = await ptyPair(tmp.dir);
+    let peer: ModbusPeer | undefined;
+    const live = qualityRecorder('live');
+    const dead = qualityRecorder('dead');
+    try {
+      peer = await startModbusPeer({ rtu: pty.instrument, units: [1, 2] });
+      await peer.set(1, 'holding', 0, [11]);
+      await peer.dead(2, true);
+      // three separate blocks: a dead slave must still cost only one timeout per round
+      const deadTags = { a: { area: 'holding', address: 0 }, b: { area: 'holding', address: 10 }, c: { area: 'input', address: 0 } };
+      const rl = start(new ModbusDriver(device('live', pty.device, 1)), live);
+      const rd = start(new ModbusDriver(device('dead', pty.device, 2, { tags: deadTags })), dead);
+      const t0 = Date.now();
+      await sleep(4000);
+      const seconds = (Date.now() - t0) / 1000;
+      assert.is(rl.outcome(), 'running');
+      assert.is(rd.outcome(), 'running', 'a dead slave does not fail its run (the shared port stays open)');
+      assert.is(openBuses().get(pty.device)?.clients, 2);
+      // the live device: about 10 polls/s alone; a round of the dead one may delay it by one timeout
+      const polls = live.values('v').length;
+      assert.ok(polls >= (seconds / (0.1 + 0.3)) * 0.7, `${polls} polls of the live slave in ${seconds} s`);
+      const ts = live.emits.map((e) => e.ts);
+      const worst = Math.max(...ts.slice(1).map((t, i) => t - ts[i]!));
+      assert.ok(worst < 100 + 2 * 300, `longest gap between live polls ${worst} ms`);
+      assert.equal(live.statuses, [{ state: 'connecting' }, { state: 'connected' }], 'the live status never flaps');
+      // the dead device: disconnected with the reason, one request per round, then fewer (backoff)
+      assert.is(dead.lastStatus()?.state, 'disconnected');
+      assert.match(dead.lastStatus()?.error ?? '', 'unit 2 does not answer');
+      assert.is(dead.emits.length, 0);
+      const counts = await peer.counts();
+      const asked = (counts['2:3'] ?? 0) + (counts['2:4'] ?? 0);
+      assert.is(counts['2:4'] ?? 0, 0, 'no round of the dead slave got past its first block');
+      assert.ok(asked >= dead.timeouts && asked <= dead.timeouts + 1, `${asked} requests, ${dead.timeouts} timeouts`);
+      assert.ok(dead.timeouts >= MISSES_BEFORE_DISCONNECTED && dead.timeouts <= MISSES_BEFORE_DISCONNECTED + 4, `${dead.timeouts} timeouts in ${seconds} s: probed with backoff`);
+      // it comes back: connected again, data flows, the live one is still untouched
+      await peer.set(2, 'holding', 0, [22]);
+      await peer.dead(2, false);
+      await waitFor(() => dead.lastStatus()?.state === 'connected', 40_000, 'the revived slave connected');
+      await waitFor(() => dead.values('a').length > 0, 2000, 'data from the revived slave');
+      assert.is(dead.values('a')[0], 22);
+      assert.equal(live.statuses, [{ state: 'connecting' }, { state: 'connected' }]);
+    } finally {
+      live.abort();
+      dead.abort();
+      await peer?.stop();
+      await pty.stop();
+      tmp.remove();
+    }
+  });
+
+  test('one port for all devices on it: closed only when the last one stops', async () => {
+    const tmp = tempDir();
+    const pty = await ptyPair(tmp.dir);
+    let peer: ModbusPeer | undefined;
+    const a = qualityRecorder('a');
+    const b = qualityRecorder('b');
+    try {
+      peer = await startModbusPeer({ rtu: pty.instrument, units: [1, 2] });
+      const ra = start(new ModbusDriver(device('a', pty.device, 1)), a);
+      const rb = start(new ModbusDriver(device('b', pty.device, 2)), b);
+      await waitFor(() => a.values('v').length > 2 && b.values('v').length > 2, 5000, 'both polling');
+      assert.is(openBuses().get(pty.device)?.clients, 2);
+      assert.not.ok(await canOpen(pty.device), 'the bus holds the port (locked)');
+      a.abort();
+      await ra.done;
+      assert.is(ra.outcome(), 'resolved');
+      const n = b.values('v').length;
+      await waitFor(() => b.values('v').length > n + 2, 3000, 'b polling on after a stopped');
+      assert.is(openBuses().get(pty.device)?.clients, 1);
+      b.abort();
+      await rb.done;
+      assert.is(rb.outcome(), 'resolved');
+      assert.is(openBuses().has(pty.device), false);
+      assert.ok(await canOpen(pty.device), 'the port is free again');
+    } finally {
+      a.abort();
+      b.abort();
+      await peer?.stop();
+      await pty.stop();
+      tmp.remove();
+    }
+  });
+
+  test('the port vanishes: run() rejects for every device on it, and both come back on a new bus', async () => {
+    const tmp = tempDir();
+    const pty = await ptyPair(tmp.dir);
+    let peer: ModbusPeer | undefined;
+    let recs: Rec[] = [];
+    try {
+      peer = await startModbusPeer({ rtu: pty.instrument, units: [1, 2] });
+      recs = [qualityRecorder('a'), qualityRecorder('b')];
+      const drivers = [new ModbusDriver(device('a', pty.device, 1)), new ModbusDriver(device('b', pty.device, 2))];
+      let runs = drivers.map((d, i) => start(d, recs[i]!));
+      await waitFor(() => recs.every((r) => r.values('v').length > 0), 5000, 'both polling');
+      await peer.stop();
+      await pty.stop();
+      await waitFor(() => runs.every((r) => r.outcome() !== 'running'), 3000, 'both runs to end');
+      for (const r of runs) assert.match(String((r.outcome() as Error).message), `${pty.device} disconnected`);
+      assert.is(openBuses().has(pty.device), false);
+      // what the supervisor does next: run() again once the port is back
+      await pty.restart();
+      peer = await startModbusPeer({ rtu: pty.instrument, units: [1, 2] });
+      await peer.set(2, 'holding', 0, [5]);
+      runs = drivers.map((d, i) => start(d, recs[i]!));
+      await waitFor(() => recs[1]!.values('v').includes(5), 5000, 'data after the port returned');
+      assert.is(openBuses().get(pty.device)?.clients, 2);
+      for (const r of runs) assert.is(r.outcome(), 'running');
+    } finally {
+      for (const r of recs) r.abort();
+      await peer?.stop();
+      await pty.stop();
+      tmp.remove();
+    }
+  });
+
+  test('noise before an answer is skipped; bytes while no request waits are dropped', async () => {
+    const tmp = tempDir();
+    const pty = await ptyPair(tmp.dir);
+    const instrument = await openInstrument(pty.instrument);
+    const rec = qualityRecorder('m');
+    try {
+      const frame = (value: number) => {
+        const f = Buffer.from([1, 3, 2, value >> 8, value & 0xff, 0, 0]);
+        f.writeUInt16LE(crc16(f, 0, 5), 5);
+        return f;
+      };
+      const r = start(new ModbusDriver(device('m', pty.device, 1, { poll_interval: 200 })), rec);
+      for (let round = 1; round <= 3; round++) {
+        await waitFor(() => instrument.received.length >= 8 * round, 3000, `request ${round}`);
+        await instrument.write(Buffer.concat([Buffer.from([0x00, 0xff, 0x07, 0x01]), frame(round)]));
+        await waitFor(() => rec.values('v').length >= round, 2000, `answer ${round}`);
+        // a stray frame between requests: must not become the next answer
+        await instrument.write(frame(0x9999));
+      }
+      assert.equal(rec.values('v'), [1, 2, 3]);
+      assert.is(rec.parseErrors.length, 0);
+      rec.abort();
+      await r.done;
+    } finally {
+      rec.abort();
+      await instrument.close();
+      await pty.stop();
+      tmp.remove();
+    }
+  });
+}
+
+test('a missing port rejects run() with the reason; a second line setting on one port is refused', async () => {
+  const tmp = tempDir();
+  const path = `${tmp.dir}/ttyUSB9`;
+  try {
+    const rec = qualityRecorder('m');
+    const err = await new ModbusDriver(device('m', path, 1)).run(rec.ctx).then(() => undefined, (e: unknown) => e as Error);
+    assert.is(err?.message, `cannot open ${path}: ENOENT (no such port)`);
+    assert.is(openBuses().has(path), false);
+    const a = qualityRecorder('a');
+    const ra = start(new ModbusDriver(device('a', path, 1)), a);
+    const e2 = await new ModbusDriver(device('b', path, 2, { baud_rate: 9600 })).run(qualityRecorder('b').ctx).then(() => undefined, (e: unknown) => e as Error);
+    assert.match(e2?.message ?? '', 'not 9600 baud 8N1');
+    await ra.done;
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('unit_id 0 (RTU broadcast) is refused for good', async () => {
+  const err = await new ModbusDriver(device('m', '/nonexistent', 0)).run(qualityRecorder('m').ctx).then(() => undefined, (e: unknown) => e as Error & { permanent?: boolean });
+  assert.ok(err?.permanent);
+});
+
+test.run();
