@@ -1,0 +1,156 @@
+// The systemd unit and its installer: `systemd-analyze security` exposure at
+// most 2.0 with serial ports and the network still usable, `systemd-analyze
+// verify` clean, and `install.sh --root` laying out (and removing) the tree.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, lstatSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ROOT } from './helpers/gateway.js';
+import { requirePeer, tempDir, which } from './helpers/peers.js';
+
+const UNIT = join(ROOT, 'systemd', 'edgegate.service');
+const INSTALL = join(ROOT, 'systemd', 'install.sh');
+const haveAnalyze = requirePeer('systemd-analyze', 'the unit is checked with systemd-analyze security and verify (apt-get install systemd)');
+
+/** runs install.sh with a stand-in npm (no registry, no 100 MB of packages): it records its arguments */
+function install(root: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  const npm = join(root, '..', 'npm-stub');
+  writeFileSync(npm, '#!/bin/sh\necho "$PWD $*" >> "$(dirname "$0")/npm-calls"\nmkdir -p node_modules && touch node_modules/.installed\n');
+  chmodSync(npm, 0o755);
+  const r = spawnSync('bash', [INSTALL, '--root', root, ...args], { encoding: 'utf8', env: { ...process.env, NPM: npm, ...env } });
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+const mode = (p: string) => statSync(p).mode & 0o777;
+const unitLines = () => readFileSync(UNIT, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+
+test('install.sh --root: program, wrapper, config from the example, credentials, unit enabled; idempotent', () => {
+  const tmp = tempDir();
+  try {
+    const root = join(tmp.dir, 'root');
+    const first = install(root, []);
+    assert.is(first.code, 0, first.out);
+    const lib = join(root, 'usr/local/lib/edgegate');
+    for (const f of ['package.json', 'package-lock.json', 'README.md', 'dist/gateway/cli/main.js', 'dist/drivers/registry.js', 'dist/config/load.js', 'config/examples/raspberry-pi.yaml', 'systemd/edgegate.service', 'node_modules/.installed']) {
+      assert.ok(existsSync(join(lib, f)), `${f} installed`);
+    }
+    assert.not.ok(existsSync(join(lib, 'dist/test')), 'no tests in the installed program');
+    assert.match(readFileSync(join(tmp.dir, 'npm-calls'), 'utf8'), /edgegate\.new ci --omit=dev --ignore-scripts/);
+    const bin = join(root, 'usr/local/bin/edgegate');
+    assert.is(mode(bin), 0o755);
+    assert.match(readFileSync(bin, 'utf8'), /^#!\/bin\/sh\nexec \/\S*node \/usr\/local\/lib\/edgegate\/dist\/gateway\/cli\/main\.js "\$@"\n$/);
+    assert.is(readFileSync(join(root, 'etc/systemd/system/edgegate.service'), 'utf8'), readFileSync(UNIT, 'utf8'));
+    const wants = join(root, 'etc/systemd/system/multi-user.target.wants/edgegate.service');
+    assert.ok(lstatSync(wants).isSymbolicLink());
+    assert.is(readlinkSync(wants), '/etc/systemd/system/edgegate.service');
+    const config = join(root, 'etc/edgegate/config.yaml');
+    assert.is(readFileSync(config, 'utf8'), readFileSync(join(ROOT, 'config/examples/raspberry-pi.yaml'), 'utf8'));
+    assert.is(mode(join(root, 'etc/edgegate/credentials')), 0o700);
+    for (const c of ['mqtt-password', 'opcua-password']) assert.is(mode(join(root, 'etc/edgegate/credentials', c)), 0o600);
+
+    // again, as an upgrade: the edited config and the secrets stay
+    writeFileSync(config, 'gateway: { id: edited }\n');
+    writeFileSync(join(root, 'etc/edgegate/credentials/mqtt-password'), 's3cret\n');
+    const second = install(root, []);
+    assert.is(second.code, 0, second.out);
+    assert.match(second.out, /kept \/etc\/edgegate\/config\.yaml/);
+    assert.is(readFileSync(config, 'utf8'), 'gateway: { id: edited }\n');
+    assert.is(readFileSync(join(root, 'etc/edgegate/credentials/mqtt-password'), 'utf8'), 's3cret\n');
+    assert.not.ok(existsSync(`${lib}.new`) || existsSync(`${lib}.old`), 'no staging left');
+
+    const removed = install(root, ['--uninstall']);
+    assert.is(removed.code, 0, removed.out);
+    for (const gone of [lib, bin, wants, join(root, 'etc/systemd/system/edgegate.service')]) assert.not.ok(existsSync(gone) || isLink(gone), `${gone} removed`);
+    assert.ok(existsSync(config), 'the config is kept without --purge');
+    assert.is(install(root, ['--uninstall']).code, 0, 'uninstalling twice is fine');
+    const purged = install(root, ['--uninstall', '--purge']);
+    assert.is(purged.code, 0, purged.out);
+    assert.not.ok(existsSync(join(root, 'etc/edgegate')));
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('install.sh refuses a Node.js older than 20 and installs nothing', () => {
+  const tmp = tempDir();
+  try {
+    const old = join(tmp.dir, 'node');
+    writeFileSync(old, '#!/bin/sh\necho 18.19.0\n');
+    chmodSync(old, 0o755);
+    const r = install(join(tmp.dir, 'root'), [], { NODE: old });
+    assert.is(r.code, 1);
+    assert.match(r.out, /Node\.js 18\.19\.0 .* too old: 20 or newer is needed/);
+    assert.not.ok(existsSync(join(tmp.dir, 'root/usr')));
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('the unit keeps serial ports and the network usable: no JIT ban, no user namespace, tty classes allowed', () => {
+  const lines = unitLines();
+  const has = (l: string) => lines.includes(l);
+  assert.ok(has('Type=notify') && has('NotifyAccess=main'));
+  assert.ok(has('DynamicUser=yes') && has('SupplementaryGroups=dialout'));
+  for (const l of ['StateDirectory=edgegate', 'ConfigurationDirectory=edgegate', 'Restart=on-failure', 'RestartPreventExitStatus=78', 'ExecReload=/bin/kill -HUP $MAINPID']) assert.ok(has(l), l);
+  assert.ok(lines.some((l) => l.startsWith('LoadCredential=mqtt-password:')) && lines.some((l) => l.startsWith('LoadCredential=opcua-password:')));
+  assert.not.ok(lines.some((l) => /^MemoryDenyWriteExecute=(yes|true|1)/.test(l)), "V8's JIT needs writable executable memory");
+  assert.not.ok(lines.some((l) => /^PrivateUsers=(yes|true|1)/.test(l)), 'a user namespace hides the dialout group');
+  assert.not.ok(lines.some((l) => /^PrivateDevices=(yes|true|1)/.test(l)), 'PrivateDevices hides /dev/ttyUSB*');
+  assert.not.ok(lines.some((l) => /^PrivateNetwork=(yes|true|1)/.test(l)), 'the broker is on the network');
+  if (has('DevicePolicy=closed') || has('DevicePolicy=strict')) {
+    for (const tty of ['ttyUSB', 'ttyACM', 'ttyAMA', 'ttyS']) assert.ok(has(`DeviceAllow=char-${tty} rw`), `DeviceAllow=char-${tty} rw`);
+  }
+  const families = lines.find((l) => l.startsWith('RestrictAddressFamilies='))!;
+  for (const f of ['AF_UNIX', 'AF_INET', 'AF_INET6']) assert.ok(families.includes(f), f);
+});
+
+if (haveAnalyze) {
+  test('systemd-analyze security --offline: exposure at most 2.0', () => {
+    const r = spawnSync(which('systemd-analyze')!, ['security', '--offline=yes', '--no-pager', UNIT], { encoding: 'utf8' });
+    const m = /Overall exposure level for edgegate\.service: (\d+\.\d+)/.exec(r.stdout);
+    assert.ok(m, `no exposure figure in:\n${r.stdout}${r.stderr}`);
+    const exposure = Number(m![1]);
+    console.log(`  systemd-analyze security: exposure ${exposure}`);
+    assert.ok(exposure <= 2.0, `exposure ${exposure} > 2.0:\n${r.stdout}`);
+  });
+
+  // verify checks that ExecStart's program exists, and this machine has no
+  // /usr/local/bin/edgegate (nor should a test write there). So the unit is
+  // installed into a temporary root by install.sh, and verified with its
+  // ExecStart pointing at the wrapper installed there; every other line, and
+  // every unit it refers to (network-online.target, modprobe@.service), is
+  // checked against this machine's systemd as it is.
+  test('systemd-analyze verify: clean, with the installed wrapper as ExecStart', () => {
+    const tmp = tempDir();
+    try {
+      const root = join(tmp.dir, 'root');
+      const r = install(root, []);
+      assert.is(r.code, 0, r.out);
+      const wrapper = join(root, 'usr/local/bin/edgegate');
+      const unit = readFileSync(join(root, 'etc/systemd/system/edgegate.service'), 'utf8');
+      assert.ok(unit.includes('ExecStart=/usr/local/bin/edgegate run'));
+      const copy = join(tmp.dir, 'edgegate.service');
+      writeFileSync(copy, unit.replace('ExecStart=/usr/local/bin/edgegate', `ExecStart=${wrapper}`));
+      const v = spawnSync(which('systemd-analyze')!, ['verify', '--no-pager', copy], { encoding: 'utf8' });
+      assert.is(`${v.stdout}${v.stderr}`.trim(), '', 'no complaint');
+      assert.is(v.status, 0);
+      // and the check has teeth: a directive it does not know is reported
+      writeFileSync(copy, unit.replace('ExecStart=/usr/local/bin/edgegate', `ExecStart=${wrapper}`).replace('[Service]', '[Service]\nProtectEverything=yes'));
+      const bad = spawnSync(which('systemd-analyze')!, ['verify', '--no-pager', copy], { encoding: 'utf8' });
+      assert.match(`${bad.stdout}${bad.stderr}`, /ProtectEverything/);
+    } finally {
+      tmp.remove();
+    }
+  });
+}
+
+function isLink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+test.run();
