@@ -9,15 +9,15 @@ export interface BackoffOptions {
 
 /**
  * Jittered exponential backoff: attempt n waits between half and all of
- * min(max, initial * 2^n), so that devices that failed together do not retry
- * together.
+ * min(max, initial * 2^n), never less than `initial`, so that devices that
+ * failed together do not retry together.
  */
 export function backoffDelay(attempt: number, opts: BackoffOptions = {}): number {
   const initial = opts.initialMs ?? 1000;
   const max = opts.maxMs ?? 30_000;
   const random = opts.random ?? Math.random;
   const ceiling = Math.min(max, initial * 2 ** Math.min(attempt, 30));
-  return Math.round(ceiling * (0.5 + 0.5 * random()));
+  return Math.max(initial, Math.round(ceiling * (0.5 + 0.5 * random())));
 }
 
 /** resolves after ms on the clock, or at once when the signal aborts */

@@ -39,6 +39,8 @@ export interface DeviceTaskOptions {
 
 const PARSE_LOG_INTERVAL_MS = 10_000;
 const TIMEOUTS_BEFORE_ERROR = 3;
+/** a connection that stayed up this long ends a failure episode: backoff starts again at its first step */
+const STABLE_CONNECTION_MS = 30_000;
 
 export class DeviceTask {
   readonly id: string;
@@ -49,6 +51,7 @@ export class DeviceTask {
   private readonly abort = new AbortController();
   private readonly parseLog: RateLimitedLog;
   private driver: Driver | undefined;
+  private connectedSince: number | undefined;
   private loop: Promise<void> | undefined;
 
   constructor(private readonly opts: DeviceTaskOptions) {
@@ -106,6 +109,8 @@ export class DeviceTask {
 
   private setStatus(state: DeviceState, error?: string): void {
     if (state === this.status.state && error === this.status.error) return;
+    if (state === 'connected') this.connectedSince ??= this.opts.clock.now();
+    else if (state !== 'error') this.connectedSince = undefined;
     this.status = error === undefined ? { state, since: this.opts.clock.now() } : { state, since: this.opts.clock.now(), error };
     this.opts.onStatus(this.id, this.status);
   }
@@ -138,6 +143,9 @@ export class DeviceTask {
         // only a connected device turns to error: a driver that already said why (disconnected) is not overruled
         if (timeoutsInRow === TIMEOUTS_BEFORE_ERROR && this.status.state === 'connected') this.setStatus('error', `no answer to ${TIMEOUTS_BEFORE_ERROR} requests in a row`);
       },
+      reconnecting: () => {
+        counters.reconnects++;
+      },
     };
   }
 
@@ -160,8 +168,8 @@ export class DeviceTask {
           log.error({ device: this.id, err: message }, 'device stopped: this error cannot be fixed by retrying');
           return;
         }
-        // a connection that was up resets the backoff: the next failure is a new episode
-        if (this.status.state === 'connected' || this.status.state === 'error') attempt = 0;
+        // a connection that stayed up resets the backoff; one that fails at once (a flapping port) does not
+        if (this.connectedSince !== undefined && clock.now() - this.connectedSince >= STABLE_CONNECTION_MS) attempt = 0;
         this.setStatus('disconnected', message);
         const delay = backoffDelay(attempt++, this.opts.backoff);
         this.counters.reconnects++;

@@ -55,6 +55,8 @@ export interface DriverContext {
   parseError(reason: string, sample?: string): void;
   /** a request that got no answer in time (query/response devices) */
   timeout(): void;
+  /** the driver's library lost the connection and re-establishes it by itself: counted as a reconnect */
+  reconnecting?(): void;
 }
 
 /**

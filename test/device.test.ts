@@ -13,7 +13,7 @@ const settle = () => new Promise((r) => setImmediate(r));
 
 function device(extra: Record<string, unknown> = {}): DeviceConfig {
   const cfg = configSchema.parse({
-    devices: [{ id: 'dev1', driver: 'serial', port: '/dev/null', write_template: 'SET {tag} {value}\n', tags: { T: { name: 'temperature' }, sp: { writable: true, type: 'number', min: 0, max: 100 }, ro: {} }, ...extra }],
+    devices: [{ id: 'dev1', driver: 'serial', port: '/dev/null', write_template: 'SET {tag} {value}\n', tags: { T: { name: 'temperature' }, sp: { writable: true, type: 'number', min: 0, max: 100 }, ro: {}, mode: { writable: true, type: 'string' }, temp_sp: { writable: true, type: 'integer', scale: 0.1, offset: -40, min: -40, max: 85 } }, ...extra }],
   });
   return cfg.devices[0]!;
 }
@@ -37,7 +37,7 @@ function untilAborted(ctx: DriverContext): Promise<void> {
   return new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
 }
 
-function makeTask(driver: Driver, clock: FakeClock, extra: Record<string, unknown> = {}) {
+function makeTask(driver: Driver, clock: FakeClock, extra: Record<string, unknown> = {}, random = () => 1) {
   const statuses: DeviceStatus[] = [];
   const batches: Batch[] = [];
   let seq = 0;
@@ -45,7 +45,7 @@ function makeTask(driver: Driver, clock: FakeClock, extra: Record<string, unknow
     config: device(extra), gatewayId: 'gw', topicPrefix: 'edgegate/gw',
     batchDefaults: { max_readings: 500, max_bytes: 256 * 1024, max_wait: 1000 },
     clock, log, nextSeq: () => ++seq, onBatch: (b) => batches.push(b), onStatus: (_id, s) => statuses.push(s),
-    driver, backoff: { random: () => 1 },
+    driver, backoff: { random },
   });
   return { task, statuses, batches };
 }
@@ -74,25 +74,52 @@ test('a failing open is retried with exponential backoff 1 s → 30 s and counte
   await task.stop();
 });
 
-test('backoff starts again at 1 s after the device was connected', async () => {
+test('with the least jitter the waits are 1, 1, 2, 4, 8 s, then 15 s (half of the 30 s cap)', async () => {
   const clock = new FakeClock();
+  const driver = new ScriptedDriver(async () => { throw new Error('no port'); });
+  const { task } = makeTask(driver, clock, {}, () => 0);
+  task.start();
+  await settle();
+  for (const w of [1000, 1000, 2000, 4000, 8000, 15000, 15000]) {
+    const before = driver.runs;
+    clock.advance(w - 1);
+    await settle();
+    assert.is(driver.runs, before, `no retry before ${w} ms`);
+    clock.advance(1);
+    await settle();
+    assert.is(driver.runs, before + 1, `retry after ${w} ms`);
+  }
+  await task.stop();
+});
+
+test('backoff starts again at 1 s only after the connection stayed up; a flapping port keeps backing off', async () => {
+  const clock = new FakeClock();
+  let failNow: (() => void) | undefined;
   const driver = new ScriptedDriver(async (n, ctx) => {
     if (n < 3) throw new Error('no port');
-    if (n === 3) { ctx.setStatus('connected'); throw new Error('port vanished'); }
     ctx.setStatus('connected');
-    return untilAborted(ctx);
+    if (n < 6) throw new Error('port vanished at once'); // flapping: connected, then gone
+    return new Promise<void>((resolve, reject) => {
+      failNow = () => reject(new Error('unplugged after a long run'));
+      ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
   });
   const { task } = makeTask(driver, clock);
   task.start();
   await settle();
-  for (const w of [1000, 2000, 4000]) { clock.advance(w); await settle(); }
-  assert.is(driver.runs, 4);
-  assert.is(task.status.state, 'disconnected');
-  assert.is(task.status.error, 'port vanished');
-  clock.advance(1000);
-  await settle();
-  assert.is(driver.runs, 5);
+  for (const w of [1000, 2000, 4000, 8000, 16000, 30000]) { clock.advance(w); await settle(); }
+  assert.is(driver.runs, 7, 'the flapping runs kept growing the wait');
   assert.is(task.status.state, 'connected');
+  clock.advance(60_000);
+  failNow!();
+  await settle();
+  assert.is(task.status.state, 'disconnected');
+  clock.advance(999);
+  await settle();
+  assert.is(driver.runs, 7);
+  clock.advance(1);
+  await settle();
+  assert.is(driver.runs, 8, 'after a minute of good connection the next wait is 1 s again');
   await task.stop();
 });
 
@@ -175,7 +202,13 @@ test('writes reach only writable tags, checked against type, min and max', async
   await refused('sp', 101, /above max 100/);
   await refused('sp', -1, /below min 0/);
   await refused('nope', 1, /unknown tag/);
-  assert.is(driver.writes.length, 2);
+  await refused('mode', 'auto\nRESET ALL', /control characters/);
+  await task.write('mode', 'auto');
+  // published as raw * 0.1 - 40: a write of 21.5 °C goes to the device as 615
+  await task.write('temp_sp', 21.5);
+  await refused('temp_sp', 21.55, /not a whole number of raw units/);
+  await refused('temp_sp', 90, /above max 85/);
+  assert.equal(driver.writes.slice(2), [['mode', 'auto'], ['temp_sp', 615]]);
   await task.stop();
 });
 
