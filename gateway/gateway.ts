@@ -11,6 +11,7 @@ import { MqttPublisher } from './publisher.js';
 import type { ServiceSummary } from './service-notifier.js';
 import { StatsCollector } from './stats.js';
 import type { Batch, Clock, Logger, Reading } from './types.js';
+import { isPublishTopic } from './topics.js';
 import { parseWritePayload } from './writes.js';
 
 export const VERSION = '0.1.0';
@@ -238,12 +239,14 @@ export class Gateway {
     p.setRetained(`${this.prefix}/stats`, JSON.stringify(payload));
   }
 
-  private async handleWrite(topic: string, payload: Buffer, props: { responseTopic?: string; correlationData?: Buffer }): Promise<void> {
+  private async handleWrite(topic: string, payload: Buffer, props: { responseTopic?: string; correlationData?: Buffer; retain?: boolean }): Promise<void> {
     const rest = topic.slice(this.prefix.length + '/devices/'.length);
     const [device, set, tag] = rest.split('/');
     if (set !== 'set' || !device || !tag) return;
     let result: { ok: true } | { ok: false; error: string };
     try {
+      // a retained command would be carried out again at every reconnect and restart
+      if (props.retain) throw new Error('retained writes are ignored: publish the write without the retain flag');
       const task = this.tasks.get(device);
       if (!task) throw new Error(`unknown device "${device}"`);
       await task.write(tag, parseWritePayload(payload));
@@ -256,7 +259,9 @@ export class Gateway {
     const p = this.publisher;
     if (!p) return;
     p.publish(`${topic}/result`, body, { qos: 1 });
-    if (props.responseTopic) {
+    if (props.responseTopic && !isPublishTopic(props.responseTopic)) {
+      this.log.warn({ device, tag, response_topic: props.responseTopic.slice(0, 100) }, 'write: response topic is not a valid topic; no response sent there');
+    } else if (props.responseTopic) {
       p.publish(props.responseTopic, body, { qos: 1, ...(props.correlationData ? { properties: { correlationData: props.correlationData } } : {}) });
     }
   }

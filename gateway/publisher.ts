@@ -23,7 +23,7 @@ import { ByteBoundedQueue } from './publish-queue.js';
 import { safeUrl } from './logger.js';
 import type { Batch, Logger } from './types.js';
 
-export interface MessageProps { responseTopic?: string; correlationData?: Buffer }
+export interface MessageProps { responseTopic?: string; correlationData?: Buffer; retain?: boolean }
 
 export interface PublisherOptions {
   mqtt: ResolvedConfig['mqtt'] & { url: string };
@@ -148,7 +148,9 @@ export class MqttPublisher {
     });
     client.on('message', (topic, payload, packet) => {
       const { responseTopic, correlationData } = packet.properties ?? {};
-      const props: MessageProps = { ...(responseTopic !== undefined && { responseTopic }), ...(correlationData !== undefined && { correlationData }) };
+      const props: MessageProps = {
+        ...(responseTopic !== undefined && { responseTopic }), ...(correlationData !== undefined && { correlationData }), ...(packet.retain && { retain: true }),
+      };
       const failed = (err: unknown) => log.error({ err: errText(err), topic }, 'message handler failed');
       try {
         const r: unknown = this.#o.onMessage?.(topic, payload, props);

@@ -3,6 +3,7 @@
 // does one Map lookup and a few branches, and allocates nothing but the
 // Reading it hands on. Timers exist only while a value is held back and for
 // the heartbeat, never per reading.
+import { isTopicLevel } from './topics.js';
 import type { TagConfig, ValueType } from '../config/schema.js';
 import type { Clock, DeviceCounters, Quality, RawValue, Reading, TimerHandle } from './types.js';
 
@@ -281,8 +282,9 @@ export class TagPipeline {
     let t = this.byKey.get(key);
     if (t === undefined) {
       if (!this.passUnknown || this.stopped) return;
-      if (this.byKey.size >= MAX_DISCOVERED_TAGS) {
-        // a stream of garbage keys must not grow memory without bound
+      // a stream of garbage keys must not grow memory without bound, and a key
+      // that cannot be a topic level must never reach the retained tag topics
+      if (this.byKey.size >= MAX_DISCOVERED_TAGS || !isTopicLevel(key)) {
         this.counters.readings_in++;
         this.counters.parse_errors++;
         return;

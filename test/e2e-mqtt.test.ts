@@ -90,6 +90,40 @@ if (enabled) {
     }
   });
 
+  test('names from device data and from requests never become invalid topics; retained writes are not carried out', async () => {
+    const e = await setup();
+    try {
+      const sub = await e.subscribe(e.broker!.url);
+      const client = await mqtt.connectAsync(e.broker!.url, { protocolVersion: 5 });
+      // left retained from earlier: the broker hands it to the gateway when it subscribes
+      await client.publishAsync('edgegate/gw1/devices/inst1/set/ok', '5', { qos: 1, retain: true });
+      const device = serialDevice('inst1', e.pty!.device, { write_template: 'SET {tag} {value}\n', tags: {} });
+      const gw = e.start(gatewayConfig(e.broker!.url, e.dir, [device], {
+        mqtt: { url: e.broker!.url, qos: 1, protocol_version: 5, retain_last_values: true },
+      }));
+      try {
+        await waitForState(sub, 'inst1', 'connected');
+        // a device map without tags passes every key: these keys cannot be topic levels
+        e.instrument!.write('a+b=2;c#d=3;ok=1\n');
+        await waitFor(() => latest(sub, 'edgegate/gw1/devices/inst1/tags/ok')?.value === 1, 5000, 'the good key retained');
+        await client.publishAsync('edgegate/gw1/devices/inst1/set/ok', '6', { qos: 1, properties: { responseTopic: 'reply/#' } });
+        await waitFor(() => gw.logs().filter((l) => l.msg === 'write').length >= 2, 5000, 'both writes handled');
+        e.instrument!.write('ok=2\n');
+        await waitFor(() => latest(sub, 'edgegate/gw1/devices/inst1/tags/ok')?.value === 2, 5000, 'data still flows');
+        const writes = gw.logs().filter((l) => l.msg === 'write');
+        assert.match(String(writes[0]!.error), /retained writes are ignored/);
+        assert.ok(!gw.logs().some((l) => l.msg === 'mqtt connection lost'), 'the gateway never lost its broker connection');
+        const parseErrors = () => (latest(sub, 'edgegate/gw1/stats') as { devices: Record<string, { parse_errors: number }> }).devices.inst1?.parse_errors ?? 0;
+        await waitFor(() => parseErrors() >= 2, 3000, 'the two bad keys counted as parse errors');
+        await client.publishAsync('edgegate/gw1/devices/inst1/set/ok', '', { qos: 1, retain: true }); // clear the retained request
+      } finally {
+        await client.endAsync();
+      }
+    } finally {
+      await e.cleanup();
+    }
+  });
+
   test('no secret in any log line or stats payload, even at trace level', async () => {
     const e = await setup();
     try {
