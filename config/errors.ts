@@ -113,6 +113,27 @@ function isIntSchema(path: Path, raw: unknown): boolean {
   return (schemaAt(path, raw) as { isInt?: boolean } | undefined)?.isInt === true;
 }
 
+/** " >= 0", " > 0 and <= 65535": the bounds of the number schema at path, for a wrong-type message */
+function numberBounds(path: Path, raw: unknown): string {
+  const checks = (schemaAt(path, raw)?._zod.def as { checks?: Array<{ _zod: { def: { check: string; value: unknown; inclusive: boolean } } }> } | undefined)?.checks ?? [];
+  const parts: string[] = [];
+  for (const c of checks) {
+    const d = c._zod.def;
+    if (d.check === 'greater_than') parts.push(`${d.inclusive ? '>=' : '>'} ${String(d.value)}`);
+    if (d.check === 'less_than') parts.push(`${d.inclusive ? '<=' : '<'} ${String(d.value)}`);
+  }
+  return parts.length ? ` ${parts.join(' and ')}` : '';
+}
+
+const SECRET_KEY = /password|passphrase|secret|token/i;
+
+/** a value the message may show: secrets hidden, a URL's userinfo stripped */
+function shown(path: Path, v: unknown): string {
+  const last = path[path.length - 1];
+  if (typeof last === 'string' && SECRET_KEY.test(last)) return '(a hidden value)';
+  return describeValue(typeof v === 'string' ? v.replace(/\/\/[^/@\s]*@/, '//***@') : v);
+}
+
 /** Damerau-Levenshtein (optimal string alignment): catches swapped letters as one edit */
 export function editDistance(a: string, b: string): number {
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
@@ -171,6 +192,9 @@ function describeIssue(issue: Issue, path: Path, raw: unknown, got: string | und
   switch (issue.code) {
     case 'invalid_type':
       if (got === undefined) return 'required';
+      if (issue.expected === 'number' || issue.expected === 'int') {
+        return `expected ${isIntSchema(path, raw) ? 'an integer' : 'a number'}${numberBounds(path, raw)}${gotPart}`;
+      }
       return `expected ${TYPE_NAMES[issue.expected] ?? `a ${issue.expected}`}${gotPart}`;
     case 'too_small':
     case 'too_big':
@@ -212,7 +236,7 @@ export function formatIssues(issues: readonly Issue[], raw: unknown, prov?: Prov
     out.push({ path, text: (where ? `${where}: ${text}` : text).replace(/\s*[\r\n]+\s*/g, ' ') });
   };
   const gotAt = (path: Path, input: unknown): string | undefined =>
-    input === undefined ? undefined : prov?.shown.get(pathKey(path)) ?? describeValue(input);
+    input === undefined ? undefined : prov?.shown.get(pathKey(path)) ?? shown(path, input);
 
   for (const issue of issues) {
     const path = issue.path as Path;

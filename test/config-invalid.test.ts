@@ -78,13 +78,21 @@ test('messages: integer bounds, string and list lengths, long values shortened',
     'f.yaml: mqtt.username: expected a string, got 5',
     `f.yaml: devices[0].id: expected an id of letters, digits, "_" or "-", got "${'x '.repeat(20)}…"`,
     'f.yaml: devices[0].tags.s.node: expected a non-empty string',
-    'f.yaml: devices[0].queue_size: expected an integer, got 1.5',
+    'f.yaml: devices[0].queue_size: expected an integer > 0, got 1.5',
   ]);
 });
 
 test('a mistyped X_file key is reported as written, with the suggestion', () => {
   const lines = errors(parseConfigText('mqtt: { pasword_file: /s/pw }\n', 'f.yaml', {}, () => 'hunter2-secret'));
   assert.equal(lines, ['f.yaml: mqtt.pasword_file: unknown key (did you mean "password_file"?)']);
+});
+
+test('secrets written inline: a password of the wrong type and a URL with userinfo are not echoed', () => {
+  const lines = errors(parseConfigText('mqtt: { url: "http://gw:S3cretPW@broker:1883", password: 424242 }\n', 'f.yaml', {}));
+  assert.equal(lines.length, 2);
+  for (const l of lines) assert.not.ok(l.includes('S3cretPW') || l.includes('424242'), l);
+  assert.ok(lines.some((l) => l.includes('mqtt.password: expected a string, got (a hidden value)')), lines.join('\n'));
+  assert.ok(lines.some((l) => l.includes('"http://***@broker:1883"')), lines.join('\n'));
 });
 
 test('secret values never appear in an error or a warning', () => {
