@@ -9,11 +9,14 @@ const ID = /^[A-Za-z0-9_-]+$/;
 export const duration = z.unknown().transform((input, ctx): number => {
   const ms = parseDuration(input);
   if (ms === undefined) {
-    ctx.issues.push({ code: 'custom', input, message: `expected a duration (milliseconds, or a string like "250ms", "5s", "2m", "1h")` });
+    ctx.issues.push({ code: 'custom', input, message: `expected a duration (milliseconds, or a string like "250ms", "5s", "2m", "1h", at most 24 days)` });
     return z.NEVER;
   }
   return ms;
 });
+
+/** a duration that must not be 0 (a 0 ms poll or stats interval would spin) */
+export const positiveDuration = duration.refine((ms) => ms > 0, { message: 'expected a duration > 0' });
 
 /** A size: bytes as a number, or "64KiB", "256MiB". Output: bytes. */
 export const size = z.unknown().transform((input, ctx): number => {
@@ -112,8 +115,8 @@ export const serialDevice = z.strictObject({
   pattern: z.string().min(1).optional(),
   /** query/response instruments: sent every poll_interval */
   request: z.string().min(1).optional(),
-  poll_interval: duration.default(1000),
-  timeout: duration.default(1000),
+  poll_interval: positiveDuration.default(1000),
+  timeout: positiveDuration.default(1000),
   /** streaming instruments: no line for this long marks the device and reopens the port */
   no_data_timeout: duration.optional(),
   write_template: z.string().min(1).optional(),
@@ -125,8 +128,8 @@ export const modbusRtuDevice = z.strictObject({
   driver: z.literal('modbus-rtu'),
   ...serialLine,
   unit_id: z.number().int().min(0).max(247).default(1),
-  poll_interval: duration.default(1000),
-  timeout: duration.default(1000),
+  poll_interval: positiveDuration.default(1000),
+  timeout: positiveDuration.default(1000),
   tags: z.record(z.string().min(1), modbusTag).prefault({}),
 });
 
@@ -136,8 +139,8 @@ export const modbusTcpDevice = z.strictObject({
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535).default(502),
   unit_id: z.number().int().min(0).max(255).default(1),
-  poll_interval: duration.default(1000),
-  timeout: duration.default(1000),
+  poll_interval: positiveDuration.default(1000),
+  timeout: positiveDuration.default(1000),
   tags: z.record(z.string().min(1), modbusTag).prefault({}),
 });
 
@@ -152,7 +155,7 @@ export const opcuaDevice = z.strictObject({
   pki_dir: z.string().optional(),
   auto_accept_server_certificate: z.boolean().default(false),
   sampling_interval: duration.default(1000),
-  publishing_interval: duration.default(1000),
+  publishing_interval: positiveDuration.default(1000),
   queue_size: positiveInt.default(10),
   tags: z.record(z.string().min(1), opcuaTag).prefault({}),
 });
@@ -190,7 +193,7 @@ export const configSchema = z.strictObject({
       .refine((s) => !s.startsWith('/') && !s.endsWith('/'), { message: 'must not start or end with "/"' }).optional(),
     retain_last_values: z.boolean().default(false),
     keepalive: duration.default(30_000),
-    connect_timeout: duration.default(10_000),
+    connect_timeout: positiveDuration.default(10_000),
     /** publishes handed to the client and not yet acknowledged, at most */
     max_inflight: z.number().int().min(1).max(65535).default(64),
   }).prefault({}),
@@ -200,7 +203,7 @@ export const configSchema = z.strictObject({
     durability: z.enum(['on_outage', 'always']).default('on_outage'),
   }).prefault({}),
   batch: batchSettings.prefault({}),
-  stats_interval: duration.default(60_000),
+  stats_interval: positiveDuration.default(60_000),
   devices: z.array(device).default([]),
 }).superRefine((cfg, ctx) => {
   // runs even when other parts are invalid, so duplicates are reported with the rest

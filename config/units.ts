@@ -3,13 +3,18 @@
 const DURATION = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/;
 const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** ms from a number of ms or "250ms" / "5s" / "2m" / "1h"; undefined when invalid */
+/** the longest timer Node keeps: a longer one silently fires after 1 ms */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/** ms from a number of ms or "250ms" / "5s" / "2m" / "1h"; undefined when invalid or longer than ~24.8 days */
 export function parseDuration(input: unknown): number | undefined {
-  if (typeof input === 'number') return Number.isFinite(input) && input >= 0 ? input : undefined;
-  if (typeof input !== 'string') return undefined;
-  const m = DURATION.exec(input);
-  if (!m) return undefined;
-  return Math.round(Number(m[1]) * DURATION_MS[m[2]!]!);
+  let ms: number | undefined;
+  if (typeof input === 'number') ms = Number.isFinite(input) && input >= 0 ? input : undefined;
+  else if (typeof input === 'string') {
+    const m = DURATION.exec(input);
+    ms = m ? Math.round(Number(m[1]) * DURATION_MS[m[2]!]!) : undefined;
+  }
+  return ms !== undefined && ms <= MAX_DURATION_MS ? ms : undefined;
 }
 
 const SIZE = /^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB|k|K|M|G)?\s*$/;

@@ -50,7 +50,7 @@ test('several errors: all of them, in the order of the file', () => {
   assert.equal(lines, [
     'mqtt.qos: expected one of 0, 1, got 2',
     'mqtt.url: expected an mqtt://, mqtts://, ws:// or wss:// URL, or "embedded", got "tcp://broker"',
-    'stats_interval: expected a duration (milliseconds, or a string like "250ms", "5s", "2m", "1h"), got "often"',
+    'stats_interval: expected a duration (milliseconds, or a string like "250ms", "5s", "2m", "1h", at most 24 days), got "often"',
     'devices[0].port: required',
     'devices[1].tags.T.deadband: expected a number >= 0, got -0.5',
     'devices[1].tags.T.max_intervall: unknown key (did you mean "max_interval"?)',
