@@ -125,7 +125,8 @@ install_unit() {
   systemctl enable edgegate.service
   if [ "$START" = 0 ]; then
     say "enabled; start it with: sudo systemctl start edgegate"
-  elif ! "$BIN" validate --config "$CONF/config.yaml"; then
+  # with the credential files where systemd will hand them over
+  elif ! CREDENTIALS_DIRECTORY="$CONF/credentials" STATE_DIRECTORY=/var/lib/edgegate "$BIN" validate --config "$CONF/config.yaml"; then
     say "not started: fix $CONF/config.yaml, then: sudo systemctl restart edgegate"
   else
     # restart: an upgrade replaces a running version

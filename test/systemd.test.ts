@@ -22,15 +22,26 @@ function install(root: string, args: string[], env: NodeJS.ProcessEnv = {}) {
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
+/** a fresh temporary directory with edgegate installed into its root/ */
+function installed(): { dir: string; root: string; out: string; remove: () => void } {
+  const tmp = tempDir();
+  const root = join(tmp.dir, 'root');
+  const r = install(root, []);
+  if (r.code !== 0) {
+    tmp.remove();
+    throw new Error(`install.sh --root failed (${r.code}):\n${r.out}`);
+  }
+  return { ...tmp, root, out: r.out };
+}
+
 const mode = (p: string) => statSync(p).mode & 0o777;
 const unitLines = () => readFileSync(UNIT, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
 
 test('install.sh --root: program, wrapper, config from the example, credentials, unit enabled; idempotent', () => {
-  const tmp = tempDir();
+  const tmp = installed();
   try {
-    const root = join(tmp.dir, 'root');
-    const first = install(root, []);
-    assert.is(first.code, 0, first.out);
+    const root = tmp.root;
+    assert.match(tmp.out, /created \/etc\/edgegate\/config\.yaml from the example/);
     const lib = join(root, 'usr/local/lib/edgegate');
     for (const f of ['package.json', 'package-lock.json', 'README.md', 'dist/gateway/cli/main.js', 'dist/drivers/registry.js', 'dist/config/load.js', 'config/examples/raspberry-pi.yaml', 'systemd/edgegate.service', 'node_modules/.installed']) {
       assert.ok(existsSync(join(lib, f)), `${f} installed`);
@@ -122,11 +133,9 @@ if (haveAnalyze) {
   // every unit it refers to (network-online.target, modprobe@.service), is
   // checked against this machine's systemd as it is.
   test('systemd-analyze verify: clean, with the installed wrapper as ExecStart', () => {
-    const tmp = tempDir();
+    const tmp = installed();
     try {
-      const root = join(tmp.dir, 'root');
-      const r = install(root, []);
-      assert.is(r.code, 0, r.out);
+      const root = tmp.root;
       const wrapper = join(root, 'usr/local/bin/edgegate');
       const unit = readFileSync(join(root, 'etc/systemd/system/edgegate.service'), 'utf8');
       assert.ok(unit.includes('ExecStart=/usr/local/bin/edgegate run'));
