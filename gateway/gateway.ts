@@ -3,6 +3,7 @@
 import { accessSync, constants } from 'node:fs';
 import type { DeviceConfig, ResolvedConfig } from '../config/schema.js';
 import type { DriverDeps } from '../drivers/registry.js';
+import { GatewayStore } from './buffer/store.js';
 import { systemClock } from './clock.js';
 import { DeviceTask, type DeviceStatus } from './device.js';
 import { PublisherProgress, type Health } from './health.js';
@@ -33,7 +34,7 @@ export class Gateway {
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly tasks = new Map<string, DeviceTask>();
-  private readonly seqs = new Map<string, number>();
+  private store: GatewayStore | undefined;
   private readonly lastValues = new Map<string, Map<string, Reading>>();
   private readonly stats: StatsCollector;
   private publisher: MqttPublisher | undefined;
@@ -65,6 +66,10 @@ export class Gateway {
     const url = this.brokerUrl;
     if (!url) throw new Error('mqtt.url is "embedded" but no embedded broker was started');
     this.stats.start();
+    this.store = await GatewayStore.open(this.config.buffer, {
+      log: this.log.child({ component: 'buffer' }), fallbackBytes: Math.min(this.config.buffer.max_size, MEMORY_QUEUE_MAX_BYTES),
+      onProblem: () => { this.publisher?.refreshStatus(); this.publishStats(); },
+    });
     this.publisher = this.createPublisher(url);
     this.publisher.start();
     this.log.info({ gateway: this.config.gateway.id, mqtt: safeUrl(url), devices: this.config.devices.length, version: VERSION }, 'edgegate starting');
@@ -79,10 +84,14 @@ export class Gateway {
     return new MqttPublisher({
       mqtt: { ...mqtt, url },
       statusTopic: `${this.prefix}/status`,
-      onlinePayload: () => JSON.stringify({ state: 'online', version: VERSION, started: this.startedAt }),
+      onlinePayload: () => {
+        const error = this.store?.problem();
+        return JSON.stringify({ state: 'online', version: VERSION, started: this.startedAt, ...(error !== undefined ? { error } : {}) });
+      },
       offlinePayload: JSON.stringify({ state: 'offline' }),
       log: this.log.child({ component: 'mqtt' }),
       maxQueuedBytes: Math.min(this.config.buffer.max_size, MEMORY_QUEUE_MAX_BYTES),
+      ...(this.store ? { buffer: this.store.buffer } : {}),
       subscriptions: [`${this.prefix}/devices/+/set/+`],
       onMessage: (topic, payload, props) => void this.handleWrite(topic, payload, props),
     });
@@ -95,14 +104,18 @@ export class Gateway {
     for (const t of this.tasks.values()) this.onStatus(t.id, { state: 'disconnected', since: this.clock.now(), error: 'gateway stopped' });
     const publisher = this.publisher;
     if (publisher) {
-      const drained = await publisher.drain(DRAIN_ON_STOP_MS);
+      // with the broker away there is nothing to wait for: the buffer keeps them
+      const drained = publisher.connected && await publisher.drain(DRAIN_ON_STOP_MS);
       if (!drained) {
         const s = publisher.stats();
-        this.log.warn({ queued_batches: s.queued_batches, inflight: s.inflight }, 'broker unreachable at stop: queued batches not delivered');
+        const kept = this.store?.buffer.stats().mode === 'disk';
+        this.log[kept ? 'info' : 'warn']({ queued_batches: s.queued_batches, inflight: s.inflight },
+          kept ? 'batches not delivered at stop are kept in the disk buffer' : 'broker unreachable at stop: queued batches not delivered');
       }
       this.publishStats();
       await publisher.stop();
     }
+    await this.store?.close();
     this.stats.stop();
     this.log.info('edgegate stopped');
   }
@@ -143,14 +156,15 @@ export class Gateway {
     const old = this.publisher;
     await old?.stop();
     const next = this.createPublisher(url);
-    const carried = old?.unsent() ?? [];
-    for (const b of carried) next.publishBatch(b);
+    // the same buffer: what the old one had in flight goes back to its head
+    old?.handBack();
+    const carried = this.store?.buffer.size ?? 0;
     this.publisher = next;
     this.progress.reset();
     next.start();
     for (const t of this.tasks.values()) next.setRetained(`${this.prefix}/devices/${t.id}/status`, JSON.stringify(t.status));
     this.publishStats();
-    this.log.info({ mqtt: safeUrl(url), carried_batches: carried.length }, 'mqtt settings changed: reconnected');
+    this.log.info({ mqtt: safeUrl(url), carried_batches: carried }, 'mqtt settings changed: reconnected');
   }
 
   /** for the systemd watchdog: not ok when the publisher is wedged (health.ts) */
@@ -191,6 +205,7 @@ export class Gateway {
       ...(this.opts.driverDeps?.[config.id] ? { driverDeps: this.opts.driverDeps[config.id] } : {}),
     });
     this.tasks.set(config.id, task);
+    this.store?.seq.prepare(config.id);
     this.onStatus(config.id, task.status);
     task.start();
   }
@@ -203,10 +218,9 @@ export class Gateway {
     if (clearRetained) this.publisher?.setRetained(`${this.prefix}/devices/${id}/status`, '');
   }
 
+  /** devices run only between start() and stop(), when the store is open */
   private nextSeq(device: string): number {
-    const n = (this.seqs.get(device) ?? 0) + 1;
-    this.seqs.set(device, n);
-    return n;
+    return this.store!.seq.next(device);
   }
 
   private onBatch(b: Batch): void {
@@ -235,7 +249,9 @@ export class Gateway {
     const p = this.publisher;
     if (!p) return;
     const s = p.stats();
-    const payload = this.stats.snapshot(this.tasks.values(), { bytes: s.queued_bytes, batches: s.queued_batches, dropped_batches: s.dropped_batches });
+    const buffer = this.store?.buffer.stats();
+    if (!buffer) return;
+    const payload = this.stats.snapshot(this.tasks.values(), { ...buffer, dropped_batches: s.dropped_batches });
     p.setRetained(`${this.prefix}/stats`, JSON.stringify(payload));
   }
 

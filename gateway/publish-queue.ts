@@ -5,7 +5,8 @@
 export interface Sized { readonly bytes: number }
 
 export class ByteBoundedQueue<T extends Sized> {
-  readonly maxBytes: number;
+  /** the bound; a buffer may change it (the disk buffer falls back to memory) */
+  maxBytes: number;
   // an array with a moving head: no O(n) shift per item
   #items: T[] = [];
   #head = 0;
@@ -52,6 +53,11 @@ export class ByteBoundedQueue<T extends Sized> {
     } else {
       this.#items.splice(this.#head, 0, ...items);
     }
+  }
+
+  /** the oldest item, left in place */
+  peek(): T | undefined {
+    return this.#head < this.#items.length ? this.#items[this.#head] : undefined;
   }
 
   toArray(): T[] {

@@ -1,5 +1,7 @@
 // The gateway's one MQTT connection: availability (online status, retained
-// last will), retained topics, subscriptions, and the batch pump.
+// last will), retained topics, subscriptions, and the batch pump. Batches wait
+// in a BatchBuffer (the disk buffer, or the bounded memory queue) and leave it
+// only when delivered: on PUBACK at QoS 1, once written to the socket at QoS 0.
 //
 // In-flight batches across reconnects. MQTT.js 5.16 stores every QoS 1 publish
 // in its outgoing store before writing it and keeps the callback until PUBACK.
@@ -9,17 +11,21 @@
 // 'connect'. So QoS 1 batches are never resent here (doing both would
 // duplicate and reorder): they stay in flight through the outage, their
 // callbacks fire after the resend, and the pump resumes on 'connect', behind
-// them. The cases MQTT.js leaves to us:
+// them. They stay in the buffer meanwhile too (handed out, not acknowledged),
+// so the disk buffer writes them when the outage begins and keeps them across
+// a stop; a restart sends them again (a duplicate, never a loss).
+// The cases MQTT.js leaves to us:
 // - a publish it deferred during that resend is errored at a close without
-//   being stored: always the newest in flight, so it returns to the queue head;
+//   being stored: always the newest in flight, so it returns to the buffer head;
 // - a QoS 0 "written" callback never fires once the socket is gone: on close
-//   those batches return to the queue head (a duplicate is possible, a loss not);
+//   those batches return to the buffer head (a duplicate is possible, a loss not);
 // - a PUBACK with an error reason code (MQTT 5) is a refusal that no retry can
 //   fix: the batch is dropped, counted and warned about.
 import { readFileSync } from 'node:fs';
 import { connect, ErrorWithReasonCode, type IClientOptions, type MqttClient } from 'mqtt';
 import type { ResolvedConfig } from '../config/schema.js';
-import { ByteBoundedQueue } from './publish-queue.js';
+import { MemoryBuffer } from './buffer/memory-buffer.js';
+import type { BatchBuffer, BufferedBatch } from './buffer/types.js';
 import { safeUrl } from './logger.js';
 import type { Batch, Logger } from './types.js';
 
@@ -31,6 +37,8 @@ export interface PublisherOptions {
   onlinePayload: () => string;
   offlinePayload: string;
   log: Logger;
+  /** where batches wait; default: a memory queue of maxQueuedBytes */
+  buffer?: BatchBuffer;
   maxQueuedBytes: number;
   subscriptions?: string[];
   onMessage?: (topic: string, payload: Buffer, props: MessageProps) => void;
@@ -44,8 +52,8 @@ export interface PublisherStats {
   dropped_batches: number; published_batches: number; published_readings: number;
 }
 
-/** a batch with its size; `sent` tells the current callback from a stale one */
-interface Entry { batch: Batch; bytes: number; sent: number; failed: boolean }
+/** a batch in flight; `sent` tells the current callback from a stale one */
+interface Entry { item: BufferedBatch; sent: number; failed: boolean }
 
 /** fire-and-forget publishes outstanding at most; more are dropped */
 const MAX_LOOSE_INFLIGHT = 1000;
@@ -56,7 +64,7 @@ export class MqttPublisher {
   #connected = false;
   #stopping = false;
   #window = 1;
-  readonly #queue: ByteBoundedQueue<Entry>;
+  readonly #buffer: BatchBuffer;
   #inflight: Entry[] = [];
   #sends = 0;
   #retained = new Map<string, string>();
@@ -64,7 +72,6 @@ export class MqttPublisher {
   #retainedInflight = 0;
   #looseInflight = 0;
   #pumping = false;
-  #overflowDropped = 0;
   #outage = false;
   #idleWaiters = new Set<() => void>();
   #published = 0;
@@ -73,21 +80,23 @@ export class MqttPublisher {
 
   constructor(opts: PublisherOptions) {
     this.#o = opts;
-    this.#queue = new ByteBoundedQueue(opts.maxQueuedBytes);
+    this.#buffer = opts.buffer ?? new MemoryBuffer({ maxBytes: opts.maxQueuedBytes, log: opts.log });
+    this.#buffer.onReadable = () => this.#pump();
   }
 
   get connected(): boolean { return this.#connected; }
   get publishedBatches(): number { return this.#published; }
   get publishedReadings(): number { return this.#readings; }
-  get droppedBatches(): number { return this.#dropped; }
-  get queuedBatches(): number { return this.#queue.length; }
-  get queuedBytes(): number { return this.#queue.bytes; }
+  /** refused by the broker, or dropped by the full buffer */
+  get droppedBatches(): number { return this.#dropped + this.#buffer.stats().dropped_batches; }
+  get queuedBatches(): number { return this.#buffer.queued; }
+  get queuedBytes(): number { return this.#buffer.stats().bytes; }
   get inflight(): number { return this.#inflight.length; }
 
   stats(): PublisherStats {
     return {
-      connected: this.#connected, queued_batches: this.queuedBatches, queued_bytes: this.#queue.bytes, inflight: this.inflight,
-      dropped_batches: this.#dropped, published_batches: this.#published, published_readings: this.#readings,
+      connected: this.#connected, queued_batches: this.queuedBatches, queued_bytes: this.queuedBytes, inflight: this.inflight,
+      dropped_batches: this.droppedBatches, published_batches: this.#published, published_readings: this.#readings,
     };
   }
 
@@ -117,6 +126,7 @@ export class MqttPublisher {
       client.options.reconnectPeriod = backoff.minMs;
       this.#connected = true;
       this.#outage = false;
+      this.#buffer.setOnline(true);
       // never more in flight than the broker takes (MQTT 5 receive maximum; Mosquitto says 20)
       this.#window = Math.min(m.max_inflight, connack.properties?.receiveMaximum ?? Infinity);
       log.info({ url: where, queued_batches: this.queuedBatches, inflight: this.inflight }, 'mqtt connected');
@@ -135,6 +145,8 @@ export class MqttPublisher {
     client.on('close', () => {
       if (this.#connected && !this.#stopping) log.warn({ url: where, inflight: this.inflight, queued_batches: this.queuedBatches }, 'mqtt connection lost');
       this.#connected = false;
+      // after stop() the buffer may already serve the next connection
+      if (!this.#stopping) this.#buffer.setOnline(false);
       if (m.qos === 0) this.#reclaim(() => true);
     });
     client.on('reconnect', () => {
@@ -162,12 +174,7 @@ export class MqttPublisher {
   }
 
   publishBatch(b: Batch): void {
-    this.#queue.push({ batch: b, bytes: Buffer.byteLength(b.payload), sent: 0, failed: false }, (old) => {
-      this.#dropped++;
-      if (this.#overflowDropped++ === 0) {
-        this.#o.log.warn({ max_queued_bytes: this.#queue.maxBytes, device: old.batch.device, seq: old.batch.seq }, 'publish queue full: dropping the oldest batches');
-      }
-    });
+    this.#buffer.push(b);
     this.#pump();
   }
 
@@ -201,9 +208,24 @@ export class MqttPublisher {
     });
   }
 
-  /** the batches not acknowledged, oldest first: what a caller keeps after stop() */
+  /**
+   * after stop(): the batches still in flight go back to the buffer, for the
+   * next connection to send (again: a duplicate is possible, a loss not)
+   */
+  handBack(): number {
+    const n = this.#inflight.length;
+    this.#reclaim(() => true);
+    return n;
+  }
+
+  /** publishes the online status again (its payload changed) */
+  refreshStatus(): void {
+    if (this.#connected && !this.#stopping) this.#client?.publish(this.#o.statusTopic, this.#o.onlinePayload(), { qos: 1, retain: true });
+  }
+
+  /** the batches not acknowledged that are held in memory, oldest first */
   unsent(): Batch[] {
-    return [...this.#inflight, ...this.#queue.toArray()].map((e) => e.batch);
+    return [...this.#inflight.map((e) => e.item.batch), ...this.#buffer.inMemory()];
   }
 
   async stop(): Promise<void> {
@@ -237,12 +259,12 @@ export class MqttPublisher {
       }
       const qos = this.#o.mqtt.qos;
       while (this.#inflight.length < this.#window && this.#connected) {
-        const entry = this.#queue.shift();
-        if (!entry) break;
-        const sent = entry.sent = ++this.#sends;
-        entry.failed = false;
+        const item = this.#buffer.next();
+        if (!item) break;
+        const sent = ++this.#sends;
+        const entry: Entry = { item, sent, failed: false };
         this.#inflight.push(entry);
-        client.publish(entry.batch.topic, entry.batch.payload, { qos }, (err) => {
+        client.publish(item.batch.topic, item.batch.payload, { qos }, (err) => {
           if (entry.sent === sent) this.#settled(entry, err);
         });
       }
@@ -261,33 +283,30 @@ export class MqttPublisher {
       return;
     }
     this.#inflight.splice(i, 1);
+    this.#buffer.ack(entry.item);
     if (err) {
       this.#dropped++;
-      this.#o.log.warn({ device: entry.batch.device, seq: entry.batch.seq, err: err.message }, 'batch refused by the broker: dropped');
+      this.#o.log.warn({ device: entry.item.batch.device, seq: entry.item.batch.seq, err: err.message }, 'batch refused by the broker: dropped');
     } else {
       this.#published++;
-      this.#readings += entry.batch.readings;
-    }
-    if (this.#overflowDropped > 0 && this.#queue.bytes <= this.#queue.maxBytes / 2) {
-      this.#o.log.info({ dropped_batches: this.#overflowDropped }, 'publish queue below half full again');
-      this.#overflowDropped = 0;
+      this.#readings += entry.item.batch.readings;
     }
     this.#pump();
     if (this.#idle()) for (const w of [...this.#idleWaiters]) w();
   }
 
-  /** moves the matching in-flight entries back to the head of the queue, in order */
+  /** moves the matching in-flight entries back to the head of the buffer, in order */
   #reclaim(match: (e: Entry) => boolean): void {
     const back = this.#inflight.filter(match);
     if (back.length === 0) return;
     this.#inflight = this.#inflight.filter((e) => !match(e));
     for (const e of back) e.sent = 0;
-    this.#queue.unshift(back);
+    this.#buffer.requeue(back.map((e) => e.item));
     this.#pump();
   }
 
   #idle(): boolean {
-    return this.#inflight.length === 0 && this.queuedBatches === 0;
+    return this.#inflight.length === 0 && this.#buffer.size === 0;
   }
 }
 

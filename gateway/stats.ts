@@ -1,13 +1,10 @@
 // The retained P/stats payload (SPEC §4), built from the counters the parts
 // already keep. Event-loop delay comes from Node's own histogram.
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { BufferStats } from './buffer/types.js';
 import type { DeviceTask } from './device.js';
 
-export interface BufferStats {
-  bytes: number;
-  batches: number;
-  dropped_batches: number;
-}
+export type { BufferStats };
 
 export class StatsCollector {
   private readonly histogram: IntervalHistogram;
