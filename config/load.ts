@@ -136,12 +136,37 @@ function syntaxErrors(text: string, file: string): { doc: Document; errors: stri
 function resolveHost(cfg: Config, env: NodeJS.ProcessEnv): ResolvedConfig {
   const id = cfg.gateway.id ?? (hostname().replace(/[^A-Za-z0-9_-]/g, '-') || 'edgegate');
   const stateDir = env.STATE_DIRECTORY?.split(':')[0];
+  const bufferDir = resolve(cfg.buffer.dir ?? (stateDir || './data'));
+  // OPC UA devices keep the client certificate and the trust lists under buffer.dir/pki unless told otherwise
+  const devices = cfg.devices.map((d) => (d.driver === 'opcua' ? { ...d, pki_dir: resolve(d.pki_dir ?? `${bufferDir}/pki`) } : d));
   return {
     ...cfg,
     gateway: { ...cfg.gateway, id },
     mqtt: { ...cfg.mqtt, client_id: cfg.mqtt.client_id ?? `edgegate-${id}`, topic_prefix: cfg.mqtt.topic_prefix ?? `edgegate/${id}` },
-    buffer: { ...cfg.buffer, dir: resolve(cfg.buffer.dir ?? (stateDir || './data')) },
+    buffer: { ...cfg.buffer, dir: bufferDir },
+    devices,
   };
+}
+
+/** TLS files are read at start: a missing one is a configuration error (exit 78), not a runtime failure */
+function tlsProblems(cfg: Config, readFile: (p: string) => string): Problem[] {
+  const tls = cfg.mqtt.tls;
+  if (!tls || !/^(mqtts|wss):/.test(cfg.mqtt.url)) return [];
+  const out: Problem[] = [];
+  for (const key of ['ca', 'cert', 'key'] as const) {
+    const path = tls[key];
+    if (path === undefined) continue;
+    try {
+      readFile(path);
+    } catch (e) {
+      out.push({ path: ['mqtt', 'tls', key], text: `mqtt.tls.${key}: cannot read ${JSON.stringify(path)} (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})` });
+    }
+  }
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    const missing = tls.cert === undefined ? 'cert' : 'key';
+    out.push({ path: ['mqtt', 'tls', missing], text: `mqtt.tls.${missing}: required when mqtt.tls.${missing === 'cert' ? 'key' : 'cert'} is given (a client certificate needs both)` });
+  }
+  return out;
 }
 
 /** things that are allowed but almost certainly not what was meant */
@@ -204,6 +229,7 @@ export function parseConfigText(
     .sort((a, b) => a.at - b.at || a.i - b.i)
     .map(({ p }) => scrub(`${file}: ${p.text}`, pass.secrets));
 
+  if (parsed.success) problems.push(...tlsProblems(parsed.data, readFile));
   if (problems.length || !parsed.success) return { ok: false, errors: lines(problems) };
   return { ok: true, config: resolveHost(parsed.data, env), warnings: lines(warningsOf(parsed.data)) };
 }

@@ -113,7 +113,7 @@ export class MqttPublisher {
       // subscriptions are renewed on every connect below; the library's resubscribe would double them
       resubscribe: false,
       queueQoSZero: false,
-      ...readTls(m.tls),
+      ...(/^(mqtts|wss):/.test(m.url) ? readTls(m.tls) : {}), // the loader warns that tls is ignored otherwise
     };
     if (m.username !== undefined) options.username = m.username;
     if (m.password !== undefined) options.password = m.password;

@@ -168,8 +168,9 @@ test('warnings: allowed but probably not meant', () => {
   hasLine(w, 'test.yaml: mqtt.tls: ignored');
   hasLine(w, 'test.yaml: devices[0].tags.S.deadband: ');
   hasLine(w, 'test.yaml: devices[0].tags.N.max_interval: ');
-  const clean = load('mqtt: { url: "mqtts://h:8883", tls: { ca: /ca.pem } }\n');
+  const clean = load('mqtt: { url: "mqtts://h:8883", tls: { ca: /ca.pem } }\n', {}, (p) => (p === '/ca.pem' ? 'PEM' : noFiles(p)));
   assert.equal(clean.ok && clean.warnings, []);
+  hasLine(errors(load('mqtt: { url: "mqtts://h:8883", tls: { ca: /ca.pem, cert: /c.pem } }\n')), 'test.yaml: mqtt.tls.ca: cannot read "/ca.pem"');
 });
 
 test('every example device map validates without warnings', () => {
@@ -178,7 +179,9 @@ test('every example device map validates without warnings', () => {
     mkdirSync(join(tmp.dir, 'creds'));
     writeFileSync(join(tmp.dir, 'creds', 'mqtt-password'), 'mqtt-secret\n');
     writeFileSync(join(tmp.dir, 'creds', 'plc1-password'), 'plc-secret\n');
-    const env = { CREDENTIALS_DIRECTORY: join(tmp.dir, 'creds') };
+    // systemd's ConfigurationDirectory= sets CONFIGURATION_DIRECTORY; the TLS files must be readable
+    for (const f of ['ca.pem', 'gw.pem', 'gw.key']) writeFileSync(join(tmp.dir, f), 'PEM');
+    const env = { CREDENTIALS_DIRECTORY: join(tmp.dir, 'creds'), CONFIGURATION_DIRECTORY: tmp.dir };
     const counts: Record<string, number> = { 'serial-kv.yaml': 1, 'serial-query.yaml': 1, 'regex-json.yaml': 2, 'full.yaml': 5 };
     for (const [name, n] of Object.entries(counts)) {
       const r = loadConfig(join(EXAMPLES, name), env);

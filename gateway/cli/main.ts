@@ -66,5 +66,6 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`edgegate: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
       process.exitCode = EXIT.runtime;
     }
+    if (LONG_RUNNING.has(process.argv[2] ?? '')) process.exit(process.exitCode);
   },
 );

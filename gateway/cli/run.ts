@@ -48,7 +48,15 @@ export async function runGateway(
     log.error({ err }, 'unhandled promise rejection');
   });
 
-  await gateway.start();
+  try {
+    await gateway.start();
+  } catch (err) {
+    // nothing must be left listening or running when the start fails
+    log.fatal({ err: err instanceof Error ? err.message : String(err) }, 'the gateway could not start');
+    await gateway.stop().catch(() => undefined);
+    await broker?.close();
+    return EXIT.runtime;
+  }
   opts.onStarted?.(gateway);
   systemd.started();
 
