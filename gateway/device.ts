@@ -38,7 +38,6 @@ export interface DeviceTaskOptions {
 }
 
 const PARSE_LOG_INTERVAL_MS = 10_000;
-const TIMEOUTS_BEFORE_ERROR = 3;
 /** a connection that stayed up this long ends a failure episode: backoff starts again at its first step */
 const STABLE_CONNECTION_MS = 30_000;
 
@@ -119,29 +118,22 @@ export class DeviceTask {
     const pipeline = this.pipeline;
     const counters = this.counters;
     const log = this.opts.log;
-    let timeoutsInRow = 0;
     return {
       deviceId: this.id,
       log,
       clock: this.opts.clock,
       signal: this.abort.signal,
       emit(key: string, value: RawValue, ts: number, quality: Quality = 'good') {
-        timeoutsInRow = 0;
         pipeline.input(key, value, ts, quality);
       },
-      setStatus: (state, error) => {
-        if (state === 'connected') timeoutsInRow = 0;
-        this.setStatus(state, error);
-      },
+      setStatus: (state, error) => this.setStatus(state, error),
       parseError: (reason, sample) => {
         counters.parse_errors++;
-        this.parseLog.warn({ device: this.id, reason, sample: sample?.slice(0, 80), parse_errors: counters.parse_errors }, 'bad data from device');
+        if (this.parseLog.take()) this.parseLog.warn({ device: this.id, reason, sample: sample?.slice(0, 80), parse_errors: counters.parse_errors }, 'bad data from device');
       },
+      // counted only: the driver knows what an answer is, so it alone decides the status
       timeout: () => {
         counters.timeouts++;
-        timeoutsInRow++;
-        // only a connected device turns to error: a driver that already said why (disconnected) is not overruled
-        if (timeoutsInRow === TIMEOUTS_BEFORE_ERROR && this.status.state === 'connected') this.setStatus('error', `no answer to ${TIMEOUTS_BEFORE_ERROR} requests in a row`);
       },
       reconnecting: () => {
         counters.reconnects++;

@@ -46,13 +46,22 @@ export class RateLimitedLog {
     private readonly now: () => number,
   ) {}
 
-  warn(obj: Record<string, unknown>, msg: string): void {
+  /**
+   * true when a line may be logged now (then call warn); false counts the
+   * event as held back. Callers check first, so nothing is built for a line
+   * that is not written.
+   */
+  take(): boolean {
     const t = this.now();
     if (t - this.last < this.intervalMs) {
       this.suppressed++;
-      return;
+      return false;
     }
     this.last = t;
+    return true;
+  }
+
+  warn(obj: Record<string, unknown>, msg: string): void {
     const extra = this.suppressed > 0 ? { suppressed: this.suppressed } : {};
     this.suppressed = 0;
     this.log.warn({ ...obj, ...extra }, msg);

@@ -53,7 +53,7 @@ export interface DriverContext {
   setStatus(state: DeviceState, error?: string): void;
   /** bad input from the device: counted, logged with a rate limit */
   parseError(reason: string, sample?: string): void;
-  /** a request that got no answer in time (query/response devices) */
+  /** a request that got no answer in time (query/response devices): counted; the driver sets the status */
   timeout(): void;
   /** the driver's library lost the connection and re-establishes it by itself: counted as a reconnect */
   reconnecting?(): void;

@@ -6,7 +6,7 @@ import { configSchema, type DeviceConfig } from '../config/schema.js';
 import { FakeClock } from '../gateway/clock.js';
 import { DeviceTask, type DeviceStatus } from '../gateway/device.js';
 import { createLogger } from '../gateway/logger.js';
-import { PermanentError, type Batch, type Driver, type DriverContext } from '../gateway/types.js';
+import { PermanentError, type Batch, type Driver, type DriverContext, type Logger } from '../gateway/types.js';
 
 const log = createLogger({ level: 'silent' });
 const settle = () => new Promise((r) => setImmediate(r));
@@ -159,27 +159,51 @@ test('readings flow through the pipeline and the open batch is flushed on stop',
   assert.is(clock.pending, 0, 'no timers left behind');
 });
 
-test('three timeouts in a row mark the device; parse errors are counted', async () => {
+test('timeouts and parse errors are counted; the status stays the driver\'s to set', async () => {
   const clock = new FakeClock();
   const driver = new ScriptedDriver(async (_n, ctx) => {
     ctx.setStatus('connected');
-    ctx.timeout(); ctx.timeout();
-    ctx.emit('T', 1, clock.now());
-    ctx.timeout(); ctx.timeout();
+    for (let i = 0; i < 5; i++) ctx.timeout();
     ctx.parseError('bad line', 'xx\u0000');
     return untilAborted(ctx);
   });
   const { task } = makeTask(driver, clock);
   task.start();
   await settle();
-  assert.is(task.status.state, 'connected', 'two misses, an answer, two misses: not marked');
-  driver.ctx!.timeout();
-  assert.is(task.status.state, 'error');
-  assert.match(task.status.error ?? '', /no answer to 3 requests/);
-  driver.ctx!.setStatus('connected');
-  assert.is(task.status.state, 'connected');
   assert.is(task.counters.timeouts, 5);
   assert.is(task.counters.parse_errors, 1);
+  assert.is(task.status.state, 'connected');
+  driver.ctx!.setStatus('error', 'no answer to 3 requests in a row');
+  assert.is(task.status.state, 'error');
+  driver.ctx!.setStatus('connected');
+  assert.is(task.status.state, 'connected');
+  await task.stop();
+});
+
+test('bad data is logged at most once per 10 s per device, with the count held back', async () => {
+  const clock = new FakeClock();
+  const lines: Array<Record<string, unknown>> = [];
+  const capture: Logger = {
+    trace() {}, debug() {}, info() {}, error() {}, fatal() {},
+    warn(obj: object | string) { if (typeof obj === 'object') lines.push(obj as Record<string, unknown>); },
+    child() { return capture; },
+  };
+  const driver = new ScriptedDriver(async (_n, ctx) => { ctx.setStatus('connected'); return untilAborted(ctx); });
+  const task = new DeviceTask({
+    config: device(), gatewayId: 'gw', topicPrefix: 'p', batchDefaults: { max_readings: 500, max_bytes: 262144, max_wait: 1000 },
+    clock, log: capture, nextSeq: () => 1, onBatch: () => {}, onStatus: () => {}, driver,
+  });
+  task.start();
+  await settle();
+  for (let i = 0; i < 1000; i++) driver.ctx!.parseError('garbage', `line ${i}`);
+  clock.advance(10_000);
+  driver.ctx!.parseError('garbage', 'after');
+  const bad = lines.filter((l) => l.reason === 'garbage');
+  assert.is(bad.length, 2);
+  assert.is(bad[0]!.sample, 'line 0');
+  assert.is(bad[1]!.suppressed, 999);
+  assert.is(bad[1]!.parse_errors, 1001);
+  assert.is(task.counters.parse_errors, 1001);
   await task.stop();
 });
 
