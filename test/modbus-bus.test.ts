@@ -8,6 +8,7 @@ import { modbusRtuDevice } from '../config/schema.js';
 import { openBuses } from '../drivers/modbus/bus.js';
 import { ModbusDriver, MISSES_BEFORE_DISCONNECTED } from '../drivers/modbus/driver.js';
 import { crc16 } from '../drivers/modbus/pdu.js';
+import { RtuTransport } from '../drivers/modbus/rtu.js';
 import { requirePymodbus, startModbusPeer, qualityRecorder, type ModbusPeer } from './peers/modbus.js';
 import { openInstrument, ptyPair } from './helpers/socat.js';
 import { requirePeer, sleep, tempDir, waitFor } from './helpers/peers.js';
@@ -150,6 +151,28 @@ if (enabled) {
     } finally {
       for (const r of recs) r.abort();
       await peer?.stop();
+      await pty.stop();
+      tmp.remove();
+    }
+  });
+
+  test('a vanishing port is noticed within a second, every time (reads on the pty end with EBADF or end of file)', async () => {
+    const tmp = tempDir();
+    const pty = await ptyPair(tmp.dir);
+    try {
+      for (let i = 0; i < 10; i++) {
+        if (i > 0) await pty.restart();
+        const t = new RtuTransport({ path: pty.device, baudRate: 115200, dataBits: 8, parity: 'none', stopBits: 1 });
+        await t.open();
+        const lost = new Promise<Error>((resolve) => { t.onLost = resolve; });
+        const t0 = Date.now();
+        await pty.stop();
+        const err = await Promise.race([lost, sleep(2000).then(() => new Error('not noticed'))]);
+        await t.close();
+        assert.match(err.message, `${pty.device} disconnected`, `round ${i}`);
+        assert.ok(Date.now() - t0 < 1000, `round ${i}: ${Date.now() - t0} ms`);
+      }
+    } finally {
       await pty.stop();
       tmp.remove();
     }

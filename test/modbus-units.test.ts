@@ -1,8 +1,10 @@
 // The Modbus pieces without a peer: CRC, PDUs, every type and word order in
 // both directions, and the read planner's coalescing.
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { modbusTag } from '../config/schema.js';
+import { loadConfig } from '../config/load.js';
+import { configSchema, modbusTag } from '../config/schema.js';
 import {
   answerLength, checkAnswer, crc16, FrameError, ModbusException, readRequest, writeCoilRequest, writeRegistersRequest,
 } from '../drivers/modbus/pdu.js';
@@ -148,6 +150,24 @@ test('gaps split reads; overlapping tags share one; areas never mix; bits go up 
 
 test('a tag that runs past address 65535 is a permanent error', () => {
   assert.throws(() => planReads({ x: tag({ address: 65535, type: 'float32' }) }), (e: unknown) => e instanceof PermanentError && /past 65535/.test((e as Error).message));
+});
+
+test('config/examples/modbus.yaml is valid: two meters on one bus and an inverter over TCP', () => {
+  const r = loadConfig(fileURLToPath(new URL('../../config/examples/modbus.yaml', import.meta.url)), {});
+  assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
+  if (!r.ok) return;
+  assert.equal(r.config.devices.map((d) => d.driver), ['modbus-rtu', 'modbus-rtu', 'modbus-tcp']);
+  assert.equal(r.warnings, []);
+});
+
+test('devices on one serial port with different line settings are a config error, with its path', () => {
+  const device = (id: string, extra: object) => ({ id, driver: 'modbus-rtu', port: '/dev/ttyUSB1', baud_rate: 19200, parity: 'even', ...extra });
+  const r = configSchema.safeParse({ devices: [device('a', {}), device('b', { unit_id: 2 }), device('c', { unit_id: 3, parity: 'none' })] });
+  assert.not.ok(r.success);
+  const issues = r.error?.issues ?? [];
+  assert.is(issues.length, 1);
+  assert.equal(issues[0]?.path, ['devices', 2, 'port']);
+  assert.match(issues[0]?.message ?? '', 'devices[0] uses 19200 baud, 8 data bits, parity even');
 });
 
 test.run();

@@ -161,7 +161,8 @@ class Poller {
       // answer to this slave's next request. The slave is given one more timeout to be quiet
       // first; the bus serves the other devices meanwhile (their answers carry other unit ids).
       if (outcome === 'timeout' && config.driver === 'modbus-rtu') nextAt = Math.max(nextAt, now + config.timeout);
-      await sleep(clock, nextAt - now, stop.signal);
+      // a round that overran its slot starts the next at once, without a timer's millisecond
+      if (nextAt > now) await sleep(clock, nextAt - now, stop.signal);
     }
   }
 

@@ -3,7 +3,11 @@
 // that arrive while no request waits (a late answer after a timeout, line
 // noise) are dropped before the next request goes out, and every request
 // waits for 3.5 characters of silence on the line first.
+import { readSync, writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+// pinned with serialport 13.0.0, as in ../serial/ports.ts
+import { unixRead } from '@serialport/bindings-cpp/dist/unix-read.js';
+import { unixWrite } from '@serialport/bindings-cpp/dist/unix-write.js';
 import { SerialPortStream } from '@serialport/stream';
 import { openError, osBinding } from '../serial/ports.js';
 import type { Transport } from './bus.js';
@@ -37,6 +41,43 @@ export function bitsPerChar(line: Pick<RtuLine, 'dataBits' | 'parity' | 'stopBit
   return 1 + line.dataBits + (line.parity === 'none' ? 0 : 1) + line.stopBits;
 }
 
+type UnixPort = Parameters<typeof unixRead>[0]['binding'];
+type OsPort = Awaited<ReturnType<typeof osBinding.open>>;
+
+/**
+ * The OS binding (a hung-up tty reported as a disconnect), reading and
+ * writing without a trip through libuv's thread pool: serialport reads and
+ * writes with fs.read/fs.write, each a hand-off to another thread and back,
+ * which costs every exchange two thread wake-ups on top of the wire time.
+ * The port is non-blocking, so a direct read or write of a few bytes returns
+ * at once, or with EAGAIN, on which serialport waits for its poller as usual.
+ */
+export const rtuBinding = {
+  list: () => osBinding.list(),
+  async open(options: object): Promise<OsPort> {
+    const port = await osBinding.open(options);
+    if (process.platform === 'win32') return port;
+    const unixPort = port as unknown as UnixPort;
+    port.read = (buffer, offset, length) => unixRead({ binding: unixPort, buffer, offset, length, fsReadAsync: readNow });
+    (port as unknown as { write(buffer: Buffer): Promise<void> }).write = (buffer) => unixWrite({ binding: unixPort, buffer, fsWriteAsync: writeNow });
+    return port;
+  },
+};
+
+type ReadAsync = NonNullable<Parameters<typeof unixRead>[0]['fsReadAsync']>;
+type WriteAsync = NonNullable<Parameters<typeof unixWrite>[0]['fsWriteAsync']>;
+
+const readNow = (async (fd: number, buffer: Buffer, offset: number, length: number) => {
+  const bytesRead = readSync(fd, buffer, offset, length, null);
+  // 0 bytes from a non-blocking tty: hung up (see ../serial/ports.ts)
+  if (bytesRead === 0) throw Object.assign(new Error('the device hung up (end of file)'), { code: 'EOF', disconnect: true });
+  return { bytesRead, buffer };
+}) as unknown as ReadAsync;
+
+const writeNow = (async (fd: number, buffer: Buffer, offset: number, length: number) => {
+  return { bytesWritten: writeSync(fd, buffer, offset, length), buffer };
+}) as unknown as WriteAsync;
+
 export class RtuTransport implements Transport {
   onLost: ((err: Error) => void) | undefined;
   private port: SerialPortStream | undefined;
@@ -48,7 +89,7 @@ export class RtuTransport implements Transport {
   /** 3.5 characters of silence, in ms */
   private readonly gapMs: number;
 
-  constructor(private readonly line: RtuLine, private readonly binding: unknown = osBinding) {
+  constructor(private readonly line: RtuLine, private readonly binding: unknown = rtuBinding) {
     this.gapMs = (3.5 * bitsPerChar(line) * 1000) / line.baudRate;
   }
 

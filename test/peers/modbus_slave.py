@@ -19,9 +19,10 @@ on stdout. The first line on stdout is {"ready": true, "port": N}.
     {"cmd": "delay", "unit": 1, "ms": 300}     answers of the unit leave this much later
     {"cmd": "corrupt", "count": 1}             the next answers carry a wrong CRC (RTU)
 
---pace-baud holds every answer for the time request and answer would take on
-the wire at that baud rate (11 bits a character, 3.5 characters of silence
-before each frame): a pty itself has no baud rate.
+--pace-baud holds every answer until the time request, 3.5 characters of
+silence and answer would take on the wire at that baud rate (11 bits a
+character) has passed since the request arrived: a pty itself has no baud
+rate.
 """
 import argparse
 import asyncio
@@ -53,6 +54,11 @@ class Behaviour:
 
 def handler_class(base, b, rtu):
     class Handler(base):
+        def data_received(self, data):
+            # when the request's bytes came in, before asyncio hands them to the framer
+            self.request_at = time.monotonic()
+            base.data_received(self, data)
+
         def execute(self, request, *addr):
             unit = request.unit_id
             key = f"{unit}:{request.function_code}"
@@ -77,9 +83,13 @@ def handler_class(base, b, rtu):
                 b.corrupt -= 1
                 packet = packet[:-1] + bytes([packet[-1] ^ 0xFF])
             if b.pace_baud:
-                # request (8 bytes for reads and single writes) + answer + two gaps of 3.5 characters
-                chars = 8 + len(packet) + 7
-                time.sleep(chars * 11 / b.pace_baud)
+                # request (8 bytes for reads and single writes), the 3.5 characters of silence before
+                # the answer, the answer; counted from the request's arrival: a slave that needs no
+                # time of its own. The silence before the next request is the master's to keep.
+                chars = 8 + 3.5 + len(packet)
+                wait = self.request_at + chars * 11 / b.pace_baud - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
             self._send_(packet)
 
     return Handler
