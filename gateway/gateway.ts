@@ -147,9 +147,10 @@ export class Gateway {
 
   /**
    * A changed mqtt section: the old connection stops (devices keep batching
-   * into its queue meanwhile), then a new one takes over every batch not
-   * acknowledged, oldest first, ahead of the new ones. A batch in flight at
-   * the switch may arrive twice (same seq), never not at all.
+   * into the buffer meanwhile), the batches it had in flight go back to the
+   * head of the buffer they share, and the new connection sends every batch
+   * not acknowledged, oldest first, ahead of the new ones. A batch in flight
+   * at the switch may arrive twice (same seq), never not at all.
    */
   private async reconnect(): Promise<void> {
     const url = this.brokerUrl!;
