@@ -263,6 +263,12 @@ function checkDevice(d: AnyDevice, ctx: z.RefinementCtx): void {
       }
     }
   }
+  if (d.driver === 'opcua') {
+    if ((d.security_mode === 'None') !== (d.security_policy === 'None')) {
+      const message = d.security_mode === 'None' ? `security_policy ${d.security_policy} needs security_mode Sign or SignAndEncrypt` : `security_mode ${d.security_mode} needs a security_policy other than None`;
+      ctx.addIssue({ code: 'custom', path: at('security_policy'), input: d.security_policy, message });
+    }
+  }
   if (d.driver === 'modbus-rtu' || d.driver === 'modbus-tcp') {
     for (const [key, tag] of Object.entries(d.tags)) {
       const bitArea = tag.area === 'coil' || tag.area === 'discrete';

@@ -1,7 +1,7 @@
 // The only way the core reaches concrete drivers. Driver modules are imported
 // lazily, so a gateway without OPC UA devices never loads node-opcua.
 import type { DeviceConfig } from '../config/schema.js';
-import { PermanentError, type Driver } from '../gateway/types.js';
+import type { Driver } from '../gateway/types.js';
 
 /** extra wiring a caller may give a driver (the demo's mock serial binding) */
 export interface DriverDeps {
@@ -19,7 +19,9 @@ export async function createDriver(config: DeviceConfig, deps: DriverDeps = {}):
       const { createModbusDriver } = await import('./modbus/index.js');
       return createModbusDriver(config, deps);
     }
-    case 'opcua':
-      throw new PermanentError(`driver "${config.driver}" is not available in this version of edgegate`);
+    case 'opcua': {
+      const { createOpcuaDriver } = await import('./opcua/index.js');
+      return createOpcuaDriver(config);
+    }
   }
 }

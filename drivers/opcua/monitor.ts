@@ -1,0 +1,197 @@
+// One subscription per device and its monitored items, created in chunks of
+// identical monitoring parameters so that 10,000 tags start in a few requests.
+// Tags that cannot be monitored (a wrong node id, a node that is not readable,
+// a value type the gateway cannot carry) are problems of their own: they are
+// reported and the other tags keep working.
+import type { OpcuaDeviceConfig } from '../../config/schema.js';
+import type { DriverContext } from '../../gateway/types.js';
+import {
+  AttributeIds, ClientMonitoredItemGroup, coerceNodeId, DataChangeFilter, DataChangeTrigger, DeadbandType,
+  readOperationLimits, StatusCodes, TimestampsToReturn,
+  type ClientSession, type ClientSubscription, type DataValue, type NodeId, type StatusCode,
+} from './ua.js';
+import { qualityOf, rawValueOf, timestampOf, UnsupportedValue } from './values.js';
+
+/** one tag as monitored: what the hot path needs, and what is wrong with it */
+export interface Slot {
+  key: string;
+  node: string;
+  nodeId: NodeId | undefined;
+  sampling: number;
+  queue: number;
+  /** asked of the server as an absolute DataChangeFilter; the gateway's deadband applies anyway */
+  deadband: number | undefined;
+  problem: string | undefined;
+}
+
+const DEFAULT_CHUNK = 1000;
+const CHUNKS_IN_FLIGHT = 2;
+const KEEPALIVE_MS = 10_000;
+
+// a notification with one of these says the tag is wrong, not that its value is bad
+const TAG_ERRORS = new Set<number>([
+  StatusCodes.BadNodeIdUnknown.value, StatusCodes.BadNodeIdInvalid.value, StatusCodes.BadNotReadable.value,
+  StatusCodes.BadUserAccessDenied.value, StatusCodes.BadAttributeIdInvalid.value, StatusCodes.BadIndexRangeInvalid.value,
+]);
+// a server that will not filter this node (not numeric, or no deadband support): monitor it without
+const FILTER_REFUSED = new Set<number>([
+  StatusCodes.BadFilterNotAllowed.value, StatusCodes.BadMonitoredItemFilterUnsupported.value,
+  StatusCodes.BadDeadbandFilterInvalid.value, StatusCodes.BadMonitoredItemFilterInvalid.value,
+]);
+
+export function slotsOf(config: OpcuaDeviceConfig): Slot[] {
+  return Object.entries(config.tags).map(([key, tag]) => {
+    let nodeId: NodeId | undefined;
+    let problem: string | undefined;
+    try {
+      nodeId = coerceNodeId(tag.node);
+    } catch {
+      problem = `invalid node id "${tag.node}"`;
+    }
+    return {
+      key, node: tag.node, nodeId, problem,
+      sampling: tag.sampling_interval ?? config.sampling_interval,
+      queue: tag.queue_size ?? config.queue_size,
+      deadband: tag.deadband !== undefined && tag.deadband > 0 ? tag.deadband : undefined,
+    };
+  });
+}
+
+export class MonitoredTags {
+  private subscription: ClientSubscription | undefined;
+  private readonly groups: Array<{ group: ClientMonitoredItemGroup; slots: Slot[] }> = [];
+  private stopped = false;
+
+  constructor(
+    private readonly config: OpcuaDeviceConfig,
+    readonly slots: Slot[],
+    private readonly ctx: DriverContext,
+    /** the list of problems changed */
+    private readonly onProblems: () => void,
+    /** the server ended the subscription (its lifetime ran out): only a new one helps */
+    private readonly onLost: (err: Error) => void,
+  ) {}
+
+  /** tag key → what is wrong with it */
+  problems(): Array<[string, string]> {
+    return this.slots.filter((s) => s.problem !== undefined).map((s) => [s.key, s.problem as string]);
+  }
+
+  async start(session: ClientSession): Promise<void> {
+    const publishing = this.config.publishing_interval;
+    const keepAlive = Math.max(2, Math.ceil(KEEPALIVE_MS / Math.max(publishing, 1)));
+    this.subscription = await session.createSubscription2({
+      requestedPublishingInterval: publishing,
+      requestedMaxKeepAliveCount: keepAlive,
+      requestedLifetimeCount: keepAlive * 6,
+      maxNotificationsPerPublish: 0,
+      publishingEnabled: true,
+      priority: 10,
+    });
+    this.subscription.on('status_changed', (status: StatusCode) => {
+      if (status.value === StatusCodes.BadTimeout.value) this.onLost(new Error(`the server ended the subscription (${status.name})`));
+    });
+    const limits = await readOperationLimits(session).catch(() => ({ maxMonitoredItemsPerCall: undefined }));
+    const chunk = Math.min(DEFAULT_CHUNK, limits.maxMonitoredItemsPerCall || DEFAULT_CHUNK);
+    const todo = this.slots.filter((s) => s.nodeId !== undefined);
+    const refused = await this.monitor(todo, chunk, true);
+    if (refused.length > 0) {
+      this.ctx.log.info({ tags: refused.map((s) => s.key).slice(0, 20), count: refused.length }, 'the server does not apply a deadband filter to these tags; the gateway deadband still does');
+      await this.monitor(refused, chunk, false);
+    }
+  }
+
+  /** after node-opcua recreated the subscription: tags that did not come back are problems */
+  recheck(): void {
+    for (const { group, slots } of this.groups) {
+      group.monitoredItems.forEach((item, i) => {
+        const slot = slots[i] as Slot;
+        if (!item.statusCode.isGood() && slot.problem === undefined) slot.problem = item.statusCode.name;
+      });
+    }
+    this.onProblems();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const { group } of this.groups) group.removeAllListeners('changed');
+  }
+
+  /** creates the items of the slots; returns the slots whose deadband filter the server refused */
+  private async monitor(slots: Slot[], chunk: number, withFilter: boolean): Promise<Slot[]> {
+    const byParams = new Map<string, Slot[]>();
+    for (const s of slots) {
+      const k = `${s.sampling}|${s.queue}|${withFilter ? s.deadband ?? '' : ''}`;
+      const list = byParams.get(k);
+      if (list) list.push(s);
+      else byParams.set(k, [s]);
+    }
+    const chunks: Slot[][] = [];
+    for (const list of byParams.values()) for (let i = 0; i < list.length; i += chunk) chunks.push(list.slice(i, i + chunk));
+    const refused: Slot[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < chunks.length && !this.stopped) refused.push(...(await this.createGroup(chunks[next++] as Slot[], withFilter)));
+    };
+    await Promise.all(Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunks.length) }, worker));
+    return refused;
+  }
+
+  private async createGroup(slots: Slot[], withFilter: boolean): Promise<Slot[]> {
+    const first = slots[0] as Slot;
+    const filter = withFilter && first.deadband !== undefined
+      ? new DataChangeFilter({ trigger: DataChangeTrigger.StatusValue, deadbandType: DeadbandType.Absolute, deadbandValue: first.deadband })
+      : null;
+    const items = slots.map((s) => ({ nodeId: s.nodeId as NodeId, attributeId: AttributeIds.Value }));
+    const params = { samplingInterval: first.sampling, queueSize: first.queue, discardOldest: true, filter };
+    const group = ClientMonitoredItemGroup.create(this.subscription as ClientSubscription, items, params, TimestampsToReturn.Both);
+    // listening before the items exist: the first values may come with the create response
+    group.on('changed', (_item, dv: DataValue, index: number) => this.onChange(slots[index] as Slot, dv));
+    await new Promise<void>((resolve, reject) => {
+      group.once('initialized', () => { group.removeAllListeners('terminated'); resolve(); });
+      group.once('terminated', (err?: Error) => reject(new Error(`creating monitored items failed: ${err?.message ?? 'terminated'}`)));
+    });
+    this.groups.push({ group, slots });
+    const refused: Slot[] = [];
+    group.monitoredItems.forEach((item, i) => {
+      const slot = slots[i] as Slot;
+      const status: StatusCode = item.statusCode;
+      if (status.isGood()) return;
+      if (filter && FILTER_REFUSED.has(status.value)) refused.push(slot);
+      else slot.problem = status.name;
+    });
+    return refused;
+  }
+
+  // the hot path: one call per data change, nothing awaited, nothing logged above debug
+  private onChange(slot: Slot, dv: DataValue): void {
+    if (this.stopped) return;
+    const status = dv.statusCode;
+    if (TAG_ERRORS.has(status.value)) {
+      if (slot.problem !== status.name) this.problem(slot, status.name);
+      return;
+    }
+    const value = rawValueOf(dv.value);
+    if (value instanceof UnsupportedValue) {
+      this.ctx.parseError(`tag ${slot.key}: ${value.reason}`);
+      if (slot.problem !== value.reason) this.problem(slot, value.reason);
+      return;
+    }
+    if (slot.problem !== undefined) this.problem(slot, undefined);
+    this.ctx.emit(slot.key, value, timestampOf(dv) ?? this.ctx.clock.now(), qualityOf(status));
+  }
+
+  private problem(slot: Slot, problem: string | undefined): void {
+    slot.problem = problem;
+    if (problem !== undefined) this.ctx.log.warn({ tag: slot.key, node: slot.node, problem }, 'tag not readable');
+    this.onProblems();
+  }
+}
+
+/** "2 of 10 tags not read: a (BadNodeIdUnknown), b (…)"; undefined when all are fine */
+export function problemSummary(problems: Array<[string, string]>, total: number, max = 10): string | undefined {
+  if (problems.length === 0) return undefined;
+  const listed = problems.slice(0, max).map(([k, p]) => `${k} (${p})`).join(', ');
+  const more = problems.length > max ? `, and ${problems.length - max} more` : '';
+  return `${problems.length} of ${total} tags not read: ${listed}${more}`;
+}

@@ -1,0 +1,203 @@
+// A simulated OPC UA server (node-opcua's server, over TCP) for the tests, the
+// demo and the benchmark. Under Objects/Sim a handful of variables of every
+// kind the driver meets (ns=1;s=Sim.<Name>); under Objects/Bench `variables`
+// UInt32 counters (ns=1;s=v<i>) that all take the next tick number every
+// intervalMs, so a subscriber can tell exactly which changes it missed.
+//
+// As its own process (the benchmark runs it so, a node-opcua server saturates
+// about one core at 50,000 changes/s):
+//   node dist/drivers/opcua/sim-server.js [--port N] [--variables N] [--interval-ms N] [--user NAME:PASSWORD]
+// prints {"ready":true,"endpoint":…} once listening, and {"changes":N,…} on SIGTERM.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { format } from 'node:util';
+import {
+  DataType, MessageSecurityMode, OPCUACertificateManager, OPCUAServer, SecurityPolicy, setErrorLogger, setWarningLogger,
+  StatusCode, StatusCodes, Variant, type UAVariable,
+} from 'node-opcua';
+
+export type SimMode = 'None' | 'Sign' | 'SignAndEncrypt';
+export type SimPolicy = 'None' | 'Basic256Sha256' | 'Aes128_Sha256_RsaOaep' | 'Aes256_Sha256_RsaPss';
+
+export interface SimServerOptions {
+  /** 0 (default): a free port */
+  port?: number;
+  /** bench counters under Objects/Bench */
+  variables?: number;
+  /** how often the variables change (default 100 ms) */
+  intervalMs?: number;
+  /** endpoints offered (default: all modes and policies) */
+  security?: { modes: SimMode[]; policies: SimPolicy[] };
+  /** user name → password; when given, anonymous sessions are refused */
+  users?: Record<string, string>;
+  /** the server's PKI folder (reuse it to keep the certificate across restarts); default: a temp folder removed by stop() */
+  pkiDir?: string;
+}
+
+export interface SimServer {
+  /** opc.tcp://127.0.0.1:PORT */
+  readonly endpoint: string;
+  readonly port: number;
+  readonly pkiDir: string;
+  /** changes made to the bench counters so far */
+  readonly changes: number;
+  /** ticks done so far: counter v<i> holds the latest one */
+  readonly ticks: number;
+  sessionCount(): number;
+  /** a Sim variable by name, e.g. "Quality" */
+  variable(name: string): UAVariable;
+  /** sets a Sim variable, with a status code (default Good) */
+  set(name: string, value: unknown, status?: StatusCode): void;
+  stop(): Promise<void>;
+}
+
+interface SimVar { name: string; dataType: DataType; value: unknown; access?: string; valueRank?: number; tick?: (n: number, v: SimVar, now: Date) => unknown }
+
+const SIM_VARS: SimVar[] = [
+  { name: 'Temperature', dataType: DataType.Double, value: 21.5, tick: (_, v) => Math.round(((v.value as number) + (Math.random() - 0.5) * 0.2) * 100) / 100 },
+  { name: 'Counter', dataType: DataType.UInt32, value: 0, tick: (n) => n },
+  { name: 'Ramp', dataType: DataType.Double, value: 0, tick: (n) => Math.round(n) / 10 },
+  { name: 'Running', dataType: DataType.Boolean, value: true, tick: (n) => Math.floor(n / 20) % 2 === 0 },
+  { name: 'State', dataType: DataType.String, value: 'running', tick: (n) => (Math.floor(n / 20) % 2 === 0 ? 'running' : 'idle') },
+  { name: 'Timestamp', dataType: DataType.DateTime, value: new Date(), tick: (_n, _v, now) => now },
+  { name: 'Spectrum', dataType: DataType.Double, valueRank: 1, value: [1, 2, 3, 4], tick: (n) => [n, n + 1, n + 2, n + 3] },
+  { name: 'BigCount', dataType: DataType.Int64, value: 0, tick: (n) => n },
+  { name: 'Quality', dataType: DataType.Double, value: 1 },
+  { name: 'Setpoint', dataType: DataType.Double, value: 50, access: 'CurrentRead | CurrentWrite' },
+  { name: 'Level', dataType: DataType.Int16, value: 0, access: 'CurrentRead | CurrentWrite' },
+  { name: 'Small', dataType: DataType.Byte, value: 0, access: 'CurrentRead | CurrentWrite' },
+  { name: 'Enable', dataType: DataType.Boolean, value: false, access: 'CurrentRead | CurrentWrite' },
+  { name: 'Mode', dataType: DataType.String, value: 'auto', access: 'CurrentRead | CurrentWrite' },
+  { name: 'ReadOnly', dataType: DataType.Double, value: 7 },
+  { name: 'Secret', dataType: DataType.Double, value: 42, access: 'CurrentWrite' },
+  { name: 'Label', dataType: DataType.LocalizedText, value: { text: 'not a plain value' } },
+];
+
+export async function startSimServer(opts: SimServerOptions = {}): Promise<SimServer> {
+  const ownPki = opts.pkiDir === undefined;
+  const pkiDir = opts.pkiDir ?? mkdtempSync(join(tmpdir(), 'edgegate-opcua-sim-'));
+  const modes = opts.security?.modes ?? ['None', 'Sign', 'SignAndEncrypt'];
+  const policies = opts.security?.policies ?? ['None', 'Basic256Sha256', 'Aes128_Sha256_RsaOaep', 'Aes256_Sha256_RsaPss'];
+  const users = opts.users;
+  const server = new OPCUAServer({
+    port: opts.port ?? 0,
+    resourcePath: '/',
+    buildInfo: { productName: 'edgegate simulated OPC UA server', manufacturerName: 'edgegate' },
+    // the sim trusts every client: the gateway's trust of the server is what the tests check
+    serverCertificateManager: new OPCUACertificateManager({ rootFolder: join(pkiDir, 'server'), automaticallyAcceptUnknownCertificate: true, disableFileWatchers: true }),
+    userCertificateManager: new OPCUACertificateManager({ rootFolder: join(pkiDir, 'user'), disableFileWatchers: true }),
+    securityModes: modes.map((m) => MessageSecurityMode[m]),
+    securityPolicies: policies.map((p) => SecurityPolicy[p]),
+    allowAnonymous: users === undefined,
+    ...(users ? { userManager: { isValidUser: (name: string, password: string) => users[name] === password } } : {}),
+    serverCapabilities: { maxSessions: 100 },
+  });
+  await server.initialize();
+  const addressSpace = server.engine.addressSpace;
+  if (!addressSpace) throw new Error('the simulated server has no address space');
+  const ns = addressSpace.getOwnNamespace();
+  const objects = addressSpace.rootFolder.objects;
+
+  const sim = ns.addObject({ organizedBy: objects, browseName: 'Sim', nodeId: 's=Sim' });
+  const simNodes = new Map<string, UAVariable>();
+  const state = SIM_VARS.map((v) => ({ ...v, value: v.name === 'Timestamp' ? new Date() : v.value }));
+  for (const v of state) {
+    const access = v.access ?? 'CurrentRead';
+    simNodes.set(v.name, ns.addVariable({
+      componentOf: sim, browseName: v.name, nodeId: `s=Sim.${v.name}`, dataType: DataType[v.dataType],
+      accessLevel: access, userAccessLevel: access, minimumSamplingInterval: 0,
+      ...(v.valueRank !== undefined ? { valueRank: v.valueRank, arrayDimensions: [0] } : {}),
+      value: { dataType: v.dataType, value: v.value, ...(v.valueRank ? { arrayType: 1 } : {}) },
+    }));
+  }
+  const bench = ns.addObject({ organizedBy: objects, browseName: 'Bench', nodeId: 's=Bench' });
+  const counters: UAVariable[] = [];
+  for (let i = 0; i < (opts.variables ?? 0); i++) {
+    counters.push(ns.addVariable({
+      componentOf: bench, browseName: `v${i}`, nodeId: `s=v${i}`, dataType: 'UInt32', minimumSamplingInterval: 0, accessLevel: 'CurrentRead', userAccessLevel: 'CurrentRead',
+      value: { dataType: DataType.UInt32, value: 0 },
+    }));
+  }
+  await server.start();
+  const port = server.endpoints[0]?.port ?? opts.port ?? 0;
+
+  let ticks = 0;
+  let changes = 0;
+  const timer = setInterval(() => {
+    ticks++;
+    const now = new Date();
+    for (const v of state) {
+      if (!v.tick) continue;
+      v.value = v.tick(ticks, v, now);
+      simNodes.get(v.name)?.setValueFromSource(new Variant({ dataType: v.dataType, value: v.value, arrayType: v.valueRank ? 1 : 0 }), StatusCodes.Good, now);
+    }
+    const variant = new Variant({ dataType: DataType.UInt32, value: ticks });
+    for (const c of counters) c.setValueFromSource(variant, StatusCodes.Good, now);
+    changes += counters.length;
+  }, opts.intervalMs ?? 100);
+
+  const variable = (name: string): UAVariable => {
+    const v = simNodes.get(name);
+    if (!v) throw new Error(`no Sim variable "${name}"`);
+    return v;
+  };
+  return {
+    endpoint: `opc.tcp://127.0.0.1:${port}`,
+    port,
+    pkiDir,
+    get changes() { return changes; },
+    get ticks() { return ticks; },
+    sessionCount: () => server.engine.currentSessionCount,
+    variable,
+    set(name, value, status = StatusCodes.Good) {
+      const def = SIM_VARS.find((v) => v.name === name);
+      variable(name).setValueFromSource(new Variant({ dataType: def?.dataType ?? DataType.Double, value }), status, new Date());
+    },
+    async stop() {
+      clearInterval(timer);
+      await server.shutdown(0);
+      if (ownPki) rmSync(pkiDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function main(argv: string[]): Promise<void> {
+  // stdout carries the ready and report lines only
+  const toStderr = (_ctx: unknown, ...args: unknown[]) => void process.stderr.write(`${format(...args)}\n`);
+  setWarningLogger(toStderr);
+  setErrorLogger(toStderr);
+  const opts: SimServerOptions = {};
+  for (let i = 0; i < argv.length; i++) {
+    const [name, value] = [argv[i], argv[i + 1]];
+    if (value === undefined) throw new Error(`${name} needs a value`);
+    i++;
+    if (name === '--port') opts.port = Number(value);
+    else if (name === '--variables') opts.variables = Number(value);
+    else if (name === '--interval-ms') opts.intervalMs = Number(value);
+    else if (name === '--user') {
+      const [u = '', p = ''] = value.split(':');
+      opts.users = { ...opts.users, [u]: p };
+    } else throw new Error(`unknown option ${name}`);
+  }
+  const sim = await startSimServer(opts);
+  const started = Date.now();
+  process.stdout.write(`${JSON.stringify({ ready: true, endpoint: sim.endpoint, port: sim.port, variables: opts.variables ?? 0 })}\n`);
+  const stop = () => {
+    const report = { changes: sim.changes, ticks: sim.ticks, seconds: (Date.now() - started) / 1000, sessions: sim.sessionCount() };
+    void sim.stop().finally(() => {
+      process.stdout.write(`${JSON.stringify(report)}\n`);
+      process.exit(0);
+    });
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).catch((err: unknown) => {
+    process.stderr.write(`sim-server: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}
