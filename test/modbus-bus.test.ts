@@ -9,13 +9,12 @@ import { openBuses } from '../drivers/modbus/bus.js';
 import { ModbusDriver, MISSES_BEFORE_DISCONNECTED } from '../drivers/modbus/driver.js';
 import { crc16 } from '../drivers/modbus/pdu.js';
 import { RtuTransport } from '../drivers/modbus/rtu.js';
-import { requirePymodbus, startModbusPeer, qualityRecorder, type ModbusPeer } from './peers/modbus.js';
-import { openInstrument, ptyPair } from './helpers/socat.js';
+import { qualityRecorder, requirePymodbus, start, startModbusPeer, type ModbusPeer, type Rec } from './peers/modbus.js';
+import { openInstrument, ptyPair, type PtyPair } from './helpers/socat.js';
 import { requirePeer, sleep, tempDir, waitFor } from './helpers/peers.js';
 
 const enabled = requirePeer('socat', 'Modbus RTU tests run over socat pty pairs') && requirePymodbus();
 
-type Rec = ReturnType<typeof qualityRecorder>;
 
 function device(id: string, port: string, unit: number, extra: Record<string, unknown> = {}) {
   return modbusRtuDevice.parse({
@@ -24,11 +23,6 @@ function device(id: string, port: string, unit: number, extra: Record<string, un
   });
 }
 
-function start(driver: ModbusDriver, rec: Rec) {
-  let outcome: unknown = 'running';
-  const done = driver.run(rec.ctx).then(() => void (outcome = 'resolved'), (e: unknown) => void (outcome = e));
-  return { done, outcome: () => outcome };
-}
 
 /** whether another program could open (and lock) the port now */
 async function canOpen(path: string): Promise<boolean> {
@@ -38,123 +32,114 @@ async function canOpen(path: string): Promise<boolean> {
   return ok;
 }
 
+interface OnBus {
+  pty: PtyPair;
+  /** a pymodbus slave with units 1 and 2; a test that replaces it puts the new one here */
+  peer: ModbusPeer;
+  /** a recorder, aborted when the test ends */
+  recorder(id: string): Rec;
+}
+
+async function onBus(fn: (b: OnBus) => Promise<void>): Promise<void> {
+  const tmp = tempDir();
+  const pty = await ptyPair(tmp.dir);
+  const recs: Rec[] = [];
+  let b: OnBus | undefined;
+  try {
+    const peer = await startModbusPeer({ rtu: pty.instrument, units: [1, 2] });
+    b = { pty, peer, recorder: (id) => { const r = qualityRecorder(id); recs.push(r); return r; } };
+    await fn(b);
+  } finally {
+    for (const r of recs) r.abort();
+    await b?.peer.stop();
+    await pty.stop();
+    tmp.remove();
+  }
+}
+
 if (enabled) {
-  test('a dead slave: marked disconnected, one request per round then backoff; the live one keeps its rate and status', async () => {
-    const tmp = tempDir();
-    const pty = await ptyPair(tmp.dir);
-    let peer: ModbusPeer | undefined;
-    const live = qualityRecorder('live');
-    const dead = qualityRecorder('dead');
-    try {
-      peer = await startModbusPeer({ rtu: pty.instrument, units: [1, 2] });
-      await peer.set(1, 'holding', 0, [11]);
-      await peer.dead(2, true);
-      // three separate blocks: a dead slave must still cost only one timeout per round
-      const deadTags = { a: { area: 'holding', address: 0 }, b: { area: 'holding', address: 10 }, c: { area: 'input', address: 0 } };
-      const rl = start(new ModbusDriver(device('live', pty.device, 1)), live);
-      const rd = start(new ModbusDriver(device('dead', pty.device, 2, { tags: deadTags })), dead);
-      const t0 = Date.now();
-      await sleep(4000);
-      const seconds = (Date.now() - t0) / 1000;
-      assert.is(rl.outcome(), 'running');
-      assert.is(rd.outcome(), 'running', 'a dead slave does not fail its run (the shared port stays open)');
-      assert.is(openBuses().get(pty.device)?.clients, 2);
-      // the live device: about 10 polls/s alone; a round of the dead one may delay it by one timeout
-      const polls = live.values('v').length;
-      assert.ok(polls >= (seconds / (0.1 + 0.3)) * 0.7, `${polls} polls of the live slave in ${seconds} s`);
-      const ts = live.emits.map((e) => e.ts);
-      const worst = Math.max(...ts.slice(1).map((t, i) => t - ts[i]!));
-      assert.ok(worst < 100 + 2 * 300, `longest gap between live polls ${worst} ms`);
-      assert.equal(live.statuses, [{ state: 'connecting' }, { state: 'connected' }], 'the live status never flaps');
-      // the dead device: disconnected with the reason, one request per round, then fewer (backoff)
-      assert.is(dead.lastStatus()?.state, 'disconnected');
-      assert.match(dead.lastStatus()?.error ?? '', 'unit 2 does not answer');
-      assert.is(dead.emits.length, 0);
-      const counts = await peer.counts();
-      const asked = (counts['2:3'] ?? 0) + (counts['2:4'] ?? 0);
-      assert.is(counts['2:4'] ?? 0, 0, 'no round of the dead slave got past its first block');
-      assert.ok(asked >= dead.timeouts && asked <= dead.timeouts + 1, `${asked} requests, ${dead.timeouts} timeouts`);
-      assert.ok(dead.timeouts >= MISSES_BEFORE_DISCONNECTED && dead.timeouts <= MISSES_BEFORE_DISCONNECTED + 4, `${dead.timeouts} timeouts in ${seconds} s: probed with backoff`);
-      // it comes back: connected again, data flows, the live one is still untouched
-      await peer.set(2, 'holding', 0, [22]);
-      await peer.dead(2, false);
-      await waitFor(() => dead.lastStatus()?.state === 'connected', 40_000, 'the revived slave connected');
-      await waitFor(() => dead.values('a').length > 0, 2000, 'data from the revived slave');
-      assert.is(dead.values('a')[0], 22);
-      assert.equal(live.statuses, [{ state: 'connecting' }, { state: 'connected' }]);
-    } finally {
-      live.abort();
-      dead.abort();
-      await peer?.stop();
-      await pty.stop();
-      tmp.remove();
-    }
-  });
+  test('a dead slave: marked disconnected, one request per round then backoff; the live one keeps its rate and status', () => onBus(async (b) => {
+    const { pty, peer } = b;
+    const live = b.recorder('live');
+    const dead = b.recorder('dead');
+    await peer.set(1, 'holding', 0, [11]);
+    await peer.dead(2, true);
+    // three separate blocks: a dead slave must still cost only one timeout per round
+    const deadTags = { a: { area: 'holding', address: 0 }, b: { area: 'holding', address: 10 }, c: { area: 'input', address: 0 } };
+    const rl = start(new ModbusDriver(device('live', pty.device, 1)), live);
+    const rd = start(new ModbusDriver(device('dead', pty.device, 2, { tags: deadTags })), dead);
+    const t0 = Date.now();
+    await sleep(4000);
+    const seconds = (Date.now() - t0) / 1000;
+    assert.is(rl.outcome(), 'running');
+    assert.is(rd.outcome(), 'running', 'a dead slave does not fail its run (the shared port stays open)');
+    assert.is(openBuses().get(pty.device)?.clients, 2);
+    // the live device: about 10 polls/s alone; a round of the dead one may delay it by one timeout
+    const polls = live.values('v').length;
+    assert.ok(polls >= (seconds / (0.1 + 0.3)) * 0.7, `${polls} polls of the live slave in ${seconds} s`);
+    const ts = live.emits.map((e) => e.ts);
+    const worst = Math.max(...ts.slice(1).map((t, i) => t - ts[i]!));
+    assert.ok(worst < 100 + 2 * 300, `longest gap between live polls ${worst} ms`);
+    assert.equal(live.statuses, [{ state: 'connecting' }, { state: 'connected' }], 'the live status never flaps');
+    // the dead device: disconnected with the reason, one request per round, then fewer (backoff)
+    assert.is(dead.lastStatus()?.state, 'disconnected');
+    assert.match(dead.lastStatus()?.error ?? '', 'unit 2 does not answer');
+    assert.is(dead.emits.length, 0);
+    const counts = await peer.counts();
+    const asked = (counts['2:3'] ?? 0) + (counts['2:4'] ?? 0);
+    assert.is(counts['2:4'] ?? 0, 0, 'no round of the dead slave got past its first block');
+    assert.ok(asked >= dead.timeouts && asked <= dead.timeouts + 1, `${asked} requests, ${dead.timeouts} timeouts`);
+    assert.ok(dead.timeouts >= MISSES_BEFORE_DISCONNECTED && dead.timeouts <= MISSES_BEFORE_DISCONNECTED + 4, `${dead.timeouts} timeouts in ${seconds} s: probed with backoff`);
+    // it comes back: connected again, data flows, the live one is still untouched
+    await peer.set(2, 'holding', 0, [22]);
+    await peer.dead(2, false);
+    await waitFor(() => dead.lastStatus()?.state === 'connected', 40_000, 'the revived slave connected');
+    await waitFor(() => dead.values('a').length > 0, 2000, 'data from the revived slave');
+    assert.is(dead.values('a')[0], 22);
+    assert.equal(live.statuses, [{ state: 'connecting' }, { state: 'connected' }]);
+  }));
 
-  test('one port for all devices on it: closed only when the last one stops', async () => {
-    const tmp = tempDir();
-    const pty = await ptyPair(tmp.dir);
-    let peer: ModbusPeer | undefined;
-    const a = qualityRecorder('a');
-    const b = qualityRecorder('b');
-    try {
-      peer = await startModbusPeer({ rtu: pty.instrument, units: [1, 2] });
-      const ra = start(new ModbusDriver(device('a', pty.device, 1)), a);
-      const rb = start(new ModbusDriver(device('b', pty.device, 2)), b);
-      await waitFor(() => a.values('v').length > 2 && b.values('v').length > 2, 5000, 'both polling');
-      assert.is(openBuses().get(pty.device)?.clients, 2);
-      assert.not.ok(await canOpen(pty.device), 'the bus holds the port (locked)');
-      a.abort();
-      await ra.done;
-      assert.is(ra.outcome(), 'resolved');
-      const n = b.values('v').length;
-      await waitFor(() => b.values('v').length > n + 2, 3000, 'b polling on after a stopped');
-      assert.is(openBuses().get(pty.device)?.clients, 1);
-      b.abort();
-      await rb.done;
-      assert.is(rb.outcome(), 'resolved');
-      assert.is(openBuses().has(pty.device), false);
-      assert.ok(await canOpen(pty.device), 'the port is free again');
-    } finally {
-      a.abort();
-      b.abort();
-      await peer?.stop();
-      await pty.stop();
-      tmp.remove();
-    }
-  });
+  test('one port for all devices on it: closed only when the last one stops', () => onBus(async ({ pty, recorder }) => {
+    const a = recorder('a');
+    const b = recorder('b');
+    const ra = start(new ModbusDriver(device('a', pty.device, 1)), a);
+    const rb = start(new ModbusDriver(device('b', pty.device, 2)), b);
+    await waitFor(() => a.values('v').length > 2 && b.values('v').length > 2, 5000, 'both polling');
+    assert.is(openBuses().get(pty.device)?.clients, 2);
+    assert.not.ok(await canOpen(pty.device), 'the bus holds the port (locked)');
+    a.abort();
+    await ra.done;
+    assert.is(ra.outcome(), 'resolved');
+    const n = b.values('v').length;
+    await waitFor(() => b.values('v').length > n + 2, 3000, 'b polling on after a stopped');
+    assert.is(openBuses().get(pty.device)?.clients, 1);
+    b.abort();
+    await rb.done;
+    assert.is(rb.outcome(), 'resolved');
+    assert.is(openBuses().has(pty.device), false);
+    assert.ok(await canOpen(pty.device), 'the port is free again');
+  }));
 
-  test('the port vanishes: run() rejects for every device on it, and both come back on a new bus', async () => {
-    const tmp = tempDir();
-    const pty = await ptyPair(tmp.dir);
-    let peer: ModbusPeer | undefined;
-    let recs: Rec[] = [];
-    try {
-      peer = await startModbusPeer({ rtu: pty.instrument, units: [1, 2] });
-      recs = [qualityRecorder('a'), qualityRecorder('b')];
-      const drivers = [new ModbusDriver(device('a', pty.device, 1)), new ModbusDriver(device('b', pty.device, 2))];
-      let runs = drivers.map((d, i) => start(d, recs[i]!));
-      await waitFor(() => recs.every((r) => r.values('v').length > 0), 5000, 'both polling');
-      await peer.stop();
-      await pty.stop();
-      await waitFor(() => runs.every((r) => r.outcome() !== 'running'), 3000, 'both runs to end');
-      for (const r of runs) assert.match(String((r.outcome() as Error).message), `${pty.device} disconnected`);
-      assert.is(openBuses().has(pty.device), false);
-      // what the supervisor does next: run() again once the port is back
-      await pty.restart();
-      peer = await startModbusPeer({ rtu: pty.instrument, units: [1, 2] });
-      await peer.set(2, 'holding', 0, [5]);
-      runs = drivers.map((d, i) => start(d, recs[i]!));
-      await waitFor(() => recs[1]!.values('v').includes(5), 5000, 'data after the port returned');
-      assert.is(openBuses().get(pty.device)?.clients, 2);
-      for (const r of runs) assert.is(r.outcome(), 'running');
-    } finally {
-      for (const r of recs) r.abort();
-      await peer?.stop();
-      await pty.stop();
-      tmp.remove();
-    }
-  });
+  test('the port vanishes: run() rejects for every device on it, and both come back on a new bus', () => onBus(async (b) => {
+    const { pty } = b;
+    const recs = [b.recorder('a'), b.recorder('b')];
+    const drivers = [new ModbusDriver(device('a', pty.device, 1)), new ModbusDriver(device('b', pty.device, 2))];
+    let runs = drivers.map((d, i) => start(d, recs[i]!));
+    await waitFor(() => recs.every((r) => r.values('v').length > 0), 5000, 'both polling');
+    await b.peer.stop();
+    await pty.stop();
+    await waitFor(() => runs.every((r) => r.outcome() !== 'running'), 3000, 'both runs to end');
+    for (const r of runs) assert.match(String((r.outcome() as Error).message), `${pty.device} disconnected`);
+    assert.is(openBuses().has(pty.device), false);
+    // what the supervisor does next: run() again once the port is back
+    await pty.restart();
+    b.peer = await startModbusPeer({ rtu: pty.instrument, units: [1, 2] });
+    await b.peer.set(2, 'holding', 0, [5]);
+    runs = drivers.map((d, i) => start(d, recs[i]!));
+    await waitFor(() => recs[1]!.values('v').includes(5), 5000, 'data after the port returned');
+    assert.is(openBuses().get(pty.device)?.clients, 2);
+    for (const r of runs) assert.is(r.outcome(), 'running');
+  }));
 
   test('a vanishing port is noticed within a second, every time (reads on the pty end with EBADF or end of file)', async () => {
     const tmp = tempDir();

@@ -6,22 +6,16 @@ import * as assert from 'uvu/assert';
 import { modbusTcpDevice } from '../config/schema.js';
 import { openBuses } from '../drivers/modbus/bus.js';
 import { ModbusDriver } from '../drivers/modbus/driver.js';
-import { LAYOUT, layoutTags, qualityRecorder, requirePymodbus, startModbusPeer, type ModbusPeer } from './peers/modbus.js';
+import { LAYOUT, layoutTags, qualityRecorder, requirePymodbus, start, startModbusPeer, type ModbusPeer, type Rec } from './peers/modbus.js';
 import { freePort, waitFor } from './helpers/peers.js';
 
 const enabled = requirePymodbus();
 
-type Rec = ReturnType<typeof qualityRecorder>;
 
 function device(id: string, port: number, extra: Record<string, unknown> = {}) {
   return modbusTcpDevice.parse({ id, driver: 'modbus-tcp', host: '127.0.0.1', port, unit_id: 1, poll_interval: 100, timeout: 300, ...extra });
 }
 
-function start(driver: ModbusDriver, rec: Rec) {
-  let outcome: unknown = 'running';
-  const done = driver.run(rec.ctx).then(() => void (outcome = 'resolved'), (e: unknown) => void (outcome = e));
-  return { done, outcome: () => outcome };
-}
 
 async function withPeer(units: number[], fn: (peer: ModbusPeer, recs: Rec[]) => Promise<void>): Promise<void> {
   const peer = await startModbusPeer({ tcp: 0, units });

@@ -19,6 +19,37 @@ export interface Transport {
   onLost: ((err: Error) => void) | undefined;
 }
 
+/** The one request a transport has on the line: settled once, by its answer, an error, or its timeout. */
+export interface InFlight {
+  readonly answer: Promise<Buffer>;
+  readonly settled: boolean;
+  settle(err: Error | undefined, pdu?: Buffer): void;
+}
+
+export function inFlight(timeoutMs: number, timeoutError: () => Error): InFlight {
+  let finish: ((err: Error | undefined, pdu?: Buffer) => void) | undefined;
+  const answer = new Promise<Buffer>((resolve, reject) => {
+    const timer = setTimeout(() => call.settle(timeoutError()), timeoutMs);
+    finish = (err, pdu) => {
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(pdu as Buffer);
+    };
+  });
+  const call: InFlight = {
+    answer,
+    get settled() {
+      return finish === undefined;
+    },
+    settle(err, pdu) {
+      const f = finish;
+      finish = undefined;
+      f?.(err, pdu);
+    },
+  };
+  return call;
+}
+
 export class Bus {
   /** exchanges started on this bus (benchmarks and tests read it) */
   requests = 0;

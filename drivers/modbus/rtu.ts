@@ -10,7 +10,7 @@ import { unixRead } from '@serialport/bindings-cpp/dist/unix-read.js';
 import { unixWrite } from '@serialport/bindings-cpp/dist/unix-write.js';
 import { SerialPortStream } from '@serialport/stream';
 import { openError, osBinding } from '../serial/ports.js';
-import type { Transport } from './bus.js';
+import { inFlight, type InFlight, type Transport } from './bus.js';
 import { answerLength, crc16, FrameError, ModbusTimeout } from './pdu.js';
 
 export interface RtuLine {
@@ -31,9 +31,7 @@ interface Pending {
   fc: number;
   /** bytes of the normal answer frame */
   frameLength: number;
-  resolve(pdu: Buffer): void;
-  reject(err: Error): void;
-  timer: NodeJS.Timeout;
+  call: InFlight;
 }
 
 /** bits on the wire per character: start bit, data bits, parity bit, stop bits */
@@ -114,21 +112,17 @@ export class RtuTransport implements Transport {
     frame[0] = unit;
     pdu.copy(frame, 1);
     frame.writeUInt16LE(crc16(frame, 0, pdu.length + 1), pdu.length + 1);
-    return new Promise<Buffer>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending = undefined;
-        reject(new ModbusTimeout(`no answer from unit ${unit} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending = { unit, fc: pdu[0] as number, frameLength: answerLength(pdu) + 3, resolve, reject, timer };
-      port.write(frame, (err) => {
-        if (err) this.settle(new Error(`${this.line.path}: ${err.message}`));
-      });
+    const call = inFlight(timeoutMs, () => new ModbusTimeout(`no answer from unit ${unit} within ${timeoutMs} ms`));
+    this.pending = { unit, fc: pdu[0] as number, frameLength: answerLength(pdu) + 3, call };
+    port.write(frame, (err) => {
+      if (err) call.settle(new Error(`${this.line.path}: ${err.message}`));
     });
+    return call.answer;
   }
 
   async close(): Promise<void> {
     this.closing = true;
-    this.settle(new Error(`${this.line.path} was closed`));
+    this.pending?.call.settle(new Error(`${this.line.path} was closed`));
     const port = this.port;
     if (!port) return;
     port.off('data', this.onData);
@@ -142,7 +136,7 @@ export class RtuTransport implements Transport {
     this.lastByteAt = performance.now();
     const p = this.pending;
     // nobody is waiting: a late answer or noise, dropped
-    if (!p) return;
+    if (!p || p.call.settled) return;
     const room = MAX_FRAME - this.rxLength;
     chunk.copy(this.rx, this.rxLength, 0, Math.min(room, chunk.length));
     this.rxLength += Math.min(room, chunk.length);
@@ -165,28 +159,16 @@ export class RtuTransport implements Transport {
       }
       if (this.rxLength < need) break;
       const crc = rx.readUInt16LE(need - 2);
-      if (crc !== crc16(rx, 0, need - 2)) {
-        this.settle(new FrameError('CRC error', Buffer.from(rx.subarray(0, need))));
-      } else {
-        this.settle(undefined, Buffer.from(rx.subarray(1, need - 2)));
-      }
+      if (crc !== crc16(rx, 0, need - 2)) p.call.settle(new FrameError('CRC error', Buffer.from(rx.subarray(0, need))));
+      else p.call.settle(undefined, Buffer.from(rx.subarray(1, need - 2)));
       return;
     }
-    if (overflow) this.settle(new FrameError('answer longer than any Modbus frame'));
+    if (overflow) p.call.settle(new FrameError('answer longer than any Modbus frame'));
   }
 
   private shift(n: number): void {
     this.rx.copyWithin(0, n, this.rxLength);
     this.rxLength -= n;
-  }
-
-  private settle(err: Error | undefined, pdu?: Buffer): void {
-    const p = this.pending;
-    if (!p) return;
-    this.pending = undefined;
-    clearTimeout(p.timer);
-    if (err) p.reject(err);
-    else p.resolve(pdu as Buffer);
   }
 
   private readonly onError = (err: Error): void => this.lose(new Error(`${this.line.path}: ${err.message}`, { cause: err }));
@@ -198,7 +180,7 @@ export class RtuTransport implements Transport {
 
   private lose(err: Error): void {
     if (this.closing) return;
-    this.settle(err);
+    this.pending?.call.settle(err);
     this.onLost?.(err);
   }
 }

@@ -3,7 +3,7 @@
 // so a late answer to a request that already timed out is recognised and
 // dropped instead of being taken for the answer to the next one.
 import { Socket } from 'node:net';
-import type { Transport } from './bus.js';
+import { inFlight, type InFlight, type Transport } from './bus.js';
 import { FrameError, ModbusTimeout } from './pdu.js';
 
 export interface TcpEndpoint {
@@ -14,9 +14,7 @@ export interface TcpEndpoint {
 
 interface Pending {
   tid: number;
-  resolve(pdu: Buffer): void;
-  reject(err: Error): void;
-  timer: NodeJS.Timeout;
+  call: InFlight;
 }
 
 /** MBAP length field: unit + PDU, at most 1 + 253 */
@@ -72,19 +70,15 @@ export class TcpTransport implements Transport {
     frame.writeUInt16BE(pdu.length + 1, 4);
     frame[6] = unit;
     pdu.copy(frame, 7);
-    return new Promise<Buffer>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending = undefined;
-        reject(new ModbusTimeout(`no answer from unit ${unit} at ${this.name} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending = { tid, resolve, reject, timer };
-      socket.write(frame);
-    });
+    const call = inFlight(timeoutMs, () => new ModbusTimeout(`no answer from unit ${unit} at ${this.name} within ${timeoutMs} ms`));
+    this.pending = { tid, call };
+    socket.write(frame);
+    return call.answer;
   }
 
   async close(): Promise<void> {
     this.closing = true;
-    this.settle(new Error(`${this.name} was closed`));
+    this.pending?.call.settle(new Error(`${this.name} was closed`));
     const socket = this.socket;
     if (!socket || socket.destroyed) return;
     await new Promise<void>((resolve) => {
@@ -99,7 +93,7 @@ export class TcpTransport implements Transport {
       const length = this.rx.readUInt16BE(4);
       if (this.rx.readUInt16BE(2) !== 0 || length < 2 || length > MAX_LENGTH) {
         // out of step with the stream: nothing after this can be trusted
-        this.settle(new FrameError('not a Modbus TCP frame', this.rx.subarray(0, 16)));
+        this.pending?.call.settle(new FrameError('not a Modbus TCP frame', this.rx.subarray(0, 16)));
         this.lose(new Error(`${this.name} sent something that is not Modbus TCP`));
         this.socket?.destroy();
         return;
@@ -108,24 +102,15 @@ export class TcpTransport implements Transport {
       if (this.rx.length < total) return;
       const tid = this.rx.readUInt16BE(0);
       // a copy: the PDU outlives the receive buffer
-      if (this.pending?.tid === tid) this.settle(undefined, Buffer.from(this.rx.subarray(7, total)));
+      if (this.pending?.tid === tid) this.pending.call.settle(undefined, Buffer.from(this.rx.subarray(7, total)));
       this.rx = this.rx.subarray(total);
     }
   };
 
-  private settle(err: Error | undefined, pdu?: Buffer): void {
-    const p = this.pending;
-    if (!p) return;
-    this.pending = undefined;
-    clearTimeout(p.timer);
-    if (err) p.reject(err);
-    else p.resolve(pdu as Buffer);
-  }
-
   private lose(err: Error): void {
     if (this.closing) return;
     this.closing = true;
-    this.settle(err);
+    this.pending?.call.settle(err);
     this.onLost?.(err);
   }
 }

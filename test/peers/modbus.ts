@@ -120,8 +120,10 @@ export function registers(buf: Buffer): number[] {
   return out;
 }
 
+export type Rec = Recorder & { qualities: Array<{ key: string; value: RawValue; quality: Quality }> };
+
 /** a recording context that also keeps each reading's quality */
-export function qualityRecorder(id: string): Recorder & { qualities: Array<{ key: string; value: RawValue; quality: Quality }> } {
+export function qualityRecorder(id: string): Rec {
   const rec = recordingContext(id);
   const qualities: Array<{ key: string; value: RawValue; quality: Quality }> = [];
   const emit = rec.ctx.emit;
@@ -166,4 +168,11 @@ export function layoutTags(writable = false): { tags: Record<string, object>; wo
     words.push(...w);
   }
   return { tags, words };
+}
+
+/** run() with its outcome observable while it is still pending: 'running', 'resolved' or the error */
+export function start(driver: { run(ctx: DriverContext): Promise<void> }, rec: Rec): { done: Promise<void>; outcome(): unknown } {
+  let outcome: unknown = 'running';
+  const done = driver.run(rec.ctx).then(() => void (outcome = 'resolved'), (e: unknown) => void (outcome = e));
+  return { done, outcome: () => outcome };
 }
