@@ -11,8 +11,9 @@ Usage:
                                       else /etc/edgegate/config.yaml)
   edgegate validate --config FILE     check a config; print every error; exit 0 or 78
   edgegate demo [--duration SECONDS]  zero-setup demo: embedded broker, simulated instrument
-  edgegate browse opc.tcp://HOST:PORT [--depth N] [--yaml]
+  edgegate browse opc.tcp://HOST:PORT [--depth N] [--root NODE] [--yaml]
                                       list the variables of an OPC UA server
+                                      (edgegate browse --help: security and user options)
   edgegate ports [--json]             list serial ports
   edgegate --version | --help
 
@@ -43,8 +44,7 @@ async function main(argv: string[]): Promise<number> {
     case 'ports':
       return (await import('./ports.js')).portsCommand(args);
     case 'browse':
-      process.stderr.write('edgegate browse: OPC UA support is not part of this version yet\n');
-      return EXIT.runtime;
+      return (await import('./browse.js')).browseCommand(args);
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
