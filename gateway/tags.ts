@@ -26,7 +26,8 @@ function coerceScalar(type: ValueType | undefined, raw: Scalar): Scalar | undefi
   switch (type) {
     case undefined:
       if (typeof raw === 'number') return Number.isFinite(raw) ? raw : undefined;
-      if (typeof raw === 'string') return isDecimal(raw) ? Number(raw) : raw;
+      // text that is a number becomes one; "1e400" overflows to Infinity, which is no reading
+      if (typeof raw === 'string') return isDecimal(raw) ? finite(Number(raw)) : raw;
       return raw;
     case 'number':
       return toNumber(raw);
@@ -59,8 +60,10 @@ function coerceArray(type: ValueType | undefined, raw: readonly Scalar[]): RawVa
 function toNumber(raw: number | boolean | string): number | undefined {
   if (typeof raw === 'number') return Number.isFinite(raw) ? raw : undefined;
   if (typeof raw === 'boolean') return raw ? 1 : 0;
-  return isDecimal(raw) ? Number(raw) : undefined;
+  return isDecimal(raw) ? finite(Number(raw)) : undefined;
 }
+
+const finite = (n: number): number | undefined => (Number.isFinite(n) ? n : undefined);
 
 const BOOLEAN_WORDS = new Map<string, boolean>([['true', true], ['on', true], ['1', true], ['false', false], ['off', false], ['0', false]]);
 

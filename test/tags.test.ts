@@ -42,6 +42,9 @@ test('coerceValue: no type, number, integer (no fractions), string', () => {
   assert.is(coerceValue(undefined, arr), arr, 'arrays pass as they are without a type');
   assert.equal(coerceValue('number', ['1', 2]), [1, 2]);
   assert.is(coerceValue('number', ['1', 'x']), undefined);
+  // text that overflows a double is no reading: a parse error, not Infinity (published as null)
+  assert.is(coerceValue(undefined, '1e400'), undefined);
+  assert.is(coerceValue('number', '-1e400'), undefined);
 });
 
 test('coerceValue: boolean', () => {
