@@ -140,6 +140,11 @@ export class Gateway {
     await Promise.all([...result.removed, ...result.restarted].map((id) => this.removeDevice(id, result.removed.includes(id))));
     this.config = { ...prev, gateway: next.gateway, mqtt: next.mqtt, devices: next.devices, batch: next.batch, stats_interval: next.stats_interval };
     if (mqttChanged) await this.reconnect();
+    if (next.stats_interval !== prev.stats_interval && this.statsTimer) {
+      clearInterval(this.statsTimer);
+      this.statsTimer = setInterval(() => this.publishStats(), next.stats_interval);
+      this.statsTimer.unref();
+    }
     for (const id of [...result.restarted, ...result.added]) this.addDevice(wanted.get(id)!);
     this.log.info(result, 'configuration reloaded');
     return result;

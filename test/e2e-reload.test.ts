@@ -70,6 +70,15 @@ if (enabled) {
       inst2.write('n=8\n');
       await waitFor(() => counterValues(dataOf(sub, 'c')).includes(8), 5000, 'data from the added device');
 
+      // a new stats_interval takes effect at once
+      writeConfig(e.dir, gatewayConfig(e.broker!.url, e.dir, [a, serialDevice('c', pty2.device)], { stats_interval: '100ms' }));
+      gw.signal('SIGHUP');
+      await waitFor(() => gw.logs().filter((l) => l.msg === 'configuration reloaded').length === 3, 5000, 'the third reload');
+      const statsBefore = sub.messages.filter((m) => m.topic === 'edgegate/gw1/stats').length;
+      await sleep(1000);
+      const statsAfter = sub.messages.filter((m) => m.topic === 'edgegate/gw1/stats').length;
+      assert.ok(statsAfter - statsBefore >= 5, `${statsAfter - statsBefore} stats in 1 s at 100 ms`);
+
       streaming = false;
       await writer;
       await waitFor(() => counterValues(dataOf(sub, 'a')).length >= n, 5000, `all ${n} values of a`);

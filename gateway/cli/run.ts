@@ -62,6 +62,7 @@ export async function runGateway(
 
   return new Promise<number>((resolve) => {
     let stopping = false;
+    let reloading = Promise.resolve();
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
@@ -72,8 +73,9 @@ export async function runGateway(
         process.exit(EXIT.runtime);
       }, STOP_DEADLINE_MS);
       deadline.unref();
-      gateway
-        .stop()
+      // a reload under way finishes first, so the devices it starts are stopped and flushed too
+      reloading
+        .then(() => gateway.stop())
         .then(() => broker?.close())
         .then(
           () => resolve(EXIT.ok),
@@ -88,7 +90,6 @@ export async function runGateway(
           systemd.close();
         });
     };
-    let reloading = Promise.resolve();
     const reload = () => {
       if (!opts.file || stopping) return;
       const file = opts.file;
