@@ -127,7 +127,8 @@ export const modbusRtuDevice = z.strictObject({
   ...deviceCommon,
   driver: z.literal('modbus-rtu'),
   ...serialLine,
-  unit_id: z.number().int().min(0).max(247).default(1),
+  /** 0 is the broadcast address: no slave answers it, so it cannot be polled */
+  unit_id: z.number().int().min(1).max(247).default(1),
   poll_interval: positiveDuration.default(1000),
   timeout: positiveDuration.default(1000),
   tags: z.record(z.string().min(1), modbusTag).prefault({}),

@@ -213,9 +213,4 @@ test('a missing port rejects run() with the reason; a second line setting on one
   }
 });
 
-test('unit_id 0 (RTU broadcast) is refused for good', async () => {
-  const err = await new ModbusDriver(device('m', '/nonexistent', 0)).run(qualityRecorder('m').ctx).then(() => undefined, (e: unknown) => e as Error & { permanent?: boolean });
-  assert.ok(err?.permanent);
-});
-
 test.run();

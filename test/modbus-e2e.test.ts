@@ -80,8 +80,8 @@ if (enabled) {
       assert.is(sub.messages.filter((m) => m.topic === 'edgegate/gw1/devices/meter1/status').length, meter1Statuses, 'meter1 status never changed');
       await waitFor(() => {
         const s = latest(sub, 'edgegate/gw1/stats') as { devices?: Record<string, { timeouts: number; reconnects: number }> } | undefined;
-        return (s?.devices?.meter2?.timeouts ?? 0) >= 3;
-      }, 3000, 'timeouts of meter2 in stats');
+        return (s?.devices?.meter2?.timeouts ?? 0) >= 3 && s?.devices?.meter2?.reconnects === 1 && s.devices.meter1?.reconnects === 0;
+      }, 3000, 'timeouts and one reconnect of meter2 in stats, none of meter1');
     } finally {
       await client.endAsync();
       await peer?.stop();

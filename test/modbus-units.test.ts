@@ -170,4 +170,9 @@ test('devices on one serial port with different line settings are a config error
   assert.match(issues[0]?.message ?? '', 'devices[0] uses 19200 baud, 8 data bits, parity even');
 });
 
+test('RTU unit_id 0 (broadcast: nothing answers) is a config error', () => {
+  const r = configSchema.safeParse({ devices: [{ id: 'a', driver: 'modbus-rtu', port: '/dev/ttyUSB1', unit_id: 0 }] });
+  assert.equal(r.error?.issues.map((i) => i.path), [['devices', 0, 'unit_id']]);
+});
+
 test.run();

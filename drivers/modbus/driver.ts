@@ -12,7 +12,7 @@
 // - exception answers: the block's tags are emitted with quality bad;
 // - garbled answers (CRC, length): counted as parse errors.
 import { backoffDelay, sleep } from '../../gateway/backoff.js';
-import { PermanentError, type Driver, type DriverContext } from '../../gateway/types.js';
+import type { Driver, DriverContext } from '../../gateway/types.js';
 import type { ModbusRtuDeviceConfig, ModbusTcpDeviceConfig } from '../../config/schema.js';
 import { acquireBus, type Bus } from './bus.js';
 import {
@@ -43,7 +43,6 @@ export class ModbusDriver implements Driver {
   async run(ctx: DriverContext): Promise<void> {
     if (ctx.signal.aborted) return;
     const c = this.config;
-    if (c.driver === 'modbus-rtu' && c.unit_id === 0) throw new PermanentError('unit_id 0 is the RTU broadcast address: no slave answers it');
     const blocks = planReads(c.tags);
     ctx.setStatus('connecting');
     const bus = this.acquire();
@@ -144,6 +143,8 @@ class Poller {
         if (state !== 'disconnected' && misses >= MISSES_BEFORE_DISCONNECTED) {
           state = 'disconnected';
           ctx.setStatus('disconnected', `unit ${config.unit_id} does not answer (${misses} requests in a row timed out after ${config.timeout} ms)`);
+          // the supervisor does not see this one (run() goes on): counted here, once an episode
+          ctx.reconnecting?.();
         }
         ctx.timeout();
       }
