@@ -1,6 +1,7 @@
 // `edgegate demo`: no broker and no device needed. An embedded broker, a
 // simulated kv instrument on a serial port (a socat pty pair, or serialport's
-// mock binding where socat is absent), and the real driver and pipeline.
+// mock binding where socat is absent), a simulated OPC UA server in process,
+// and the real drivers and pipeline.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,7 @@ import { parseArgs, UsageError } from './args.js';
 import { runGateway } from './run.js';
 
 const DEVICE = 'sensor1';
+const OPCUA_DEVICE = 'plc1';
 const LINE_INTERVAL_MS = 100;
 
 interface Instrument {
@@ -81,6 +83,15 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'edgegate-demo-'));
   const pty = await ptyInstrument(dir);
   const instrument = pty ?? (await mockInstrument());
+  const log = createLogger({ level: 'warn' });
+  // node-opcua logs through process-wide hooks: routed before the server loads it
+  (await import('../../drivers/opcua/ua.js')).routeOpcuaLogs(log);
+  const { startSimServer } = await import('../../drivers/opcua/sim-server.js');
+  const plc = await startSimServer({ pkiDir: join(dir, 'opcua-sim') }).catch((err: unknown) => {
+    instrument.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  });
   const raw = {
     gateway: { id: 'demo' },
     mqtt: { url: 'embedded', qos: 1, retain_last_values: true },
@@ -94,11 +105,19 @@ export async function demoCommand(argv: string[]): Promise<number> {
         H: { name: 'humidity', unit: '%', deadband: 0.5, min_interval: '2s' },
         count: { name: 'counter' },
       },
+    }, {
+      id: OPCUA_DEVICE, driver: 'opcua', endpoint: plc.endpoint, sampling_interval: '250ms', publishing_interval: '500ms',
+      tags: {
+        temperature: { node: 'ns=1;s=Sim.Temperature', unit: '°C', deadband: 0.1 },
+        counter: { node: 'ns=1;s=Sim.Counter', min_interval: '1s' },
+        running: { node: 'ns=1;s=Sim.Running', type: 'boolean' },
+        state: { node: 'ns=1;s=Sim.State', type: 'string' },
+        setpoint: { node: 'ns=1;s=Sim.Setpoint', writable: true, min: 0, max: 100 },
+      },
     }],
   };
   const loaded = parseConfigText(JSON.stringify(raw), 'demo');
   if (!loaded.ok) throw new Error(`demo config invalid: ${loaded.errors.join('; ')}`);
-  const log = createLogger({ level: 'warn' });
   const driverDeps = 'binding' in instrument ? { [DEVICE]: { binding: instrument.binding } } : undefined;
 
   let summary: NodeJS.Timeout | undefined;
@@ -110,10 +129,13 @@ export async function demoCommand(argv: string[]): Promise<number> {
       `  MQTT broker (embedded): mqtt://${url.hostname}:${url.port}`,
       `  simulated instrument:   ${instrument.kind}`,
       `  device "${DEVICE}" (serial driver, kv format) reads ${instrument.port}`,
+      `  device "${OPCUA_DEVICE}" (OPC UA driver) reads the simulated server ${plc.endpoint}`,
       '',
       'Watch the data:',
       `  mosquitto_sub -h ${url.hostname} -p ${url.port} -t '${topic}' -v`,
       `  npx mqtt sub -h ${url.hostname} -p ${url.port} -t '${topic}' -v`,
+      'Write a setpoint:',
+      `  mosquitto_pub -h ${url.hostname} -p ${url.port} -t '${gateway.prefix}/devices/${OPCUA_DEVICE}/set/setpoint' -m 42`,
       '',
       'Press Ctrl-C to stop.',
       '',
@@ -131,6 +153,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   } finally {
     clearInterval(summary);
     instrument.stop();
+    await plc.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

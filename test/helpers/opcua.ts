@@ -118,3 +118,19 @@ export async function stopAll(): Promise<void> {
   dirs.clear();
   shared = undefined;
 }
+
+/** a device map on the simulated server's Sim variables, for end-to-end tests */
+export function opcuaDeviceMap(id: string, endpoint: string, extra: Record<string, unknown> = {}) {
+  return {
+    id, driver: 'opcua', endpoint, sampling_interval: 0, publishing_interval: '100ms',
+    tags: {
+      counter: { node: 'ns=1;s=Sim.Counter', type: 'integer' },
+      temperature: { node: 'ns=1;s=Sim.Temperature' },
+      stamp: { node: 'ns=1;s=Sim.Timestamp', type: 'integer' },
+      setpoint: { node: 'ns=1;s=Sim.Setpoint', writable: true, min: 0, max: 100 },
+      level: { node: 'ns=1;s=Sim.Level', writable: true, type: 'integer' },
+      readonly: { node: 'ns=1;s=Sim.ReadOnly' },
+    },
+    ...extra,
+  };
+}
