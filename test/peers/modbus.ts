@@ -17,6 +17,8 @@ export type Area = 'coil' | 'discrete' | 'holding' | 'input';
 export interface ModbusPeer {
   /** the TCP port (0 for RTU) */
   readonly port: number;
+  /** the serial port the master opens (RTU) */
+  readonly path: string | undefined;
   /** requests received, by "unit:function" */
   counts(): Promise<Record<string, number>>;
   reset(): Promise<void>;
@@ -30,6 +32,8 @@ export interface ModbusPeer {
 
 export interface PeerOptions {
   rtu?: string;
+  /** RTU on a pty of the slave's own instead of the far end of a socat pair: one process fewer in every exchange */
+  ownPty?: boolean;
   tcp?: number;
   units?: number[];
   size?: number;
@@ -59,7 +63,7 @@ export async function startModbusPeer(o: PeerOptions): Promise<ModbusPeer> {
       for (const c of children) c.kill('SIGKILL');
     });
   }
-  const args = [SLAVE_SCRIPT, ...(o.rtu !== undefined ? ['--rtu', o.rtu] : ['--tcp', String(o.tcp ?? 0)])];
+  const args = [SLAVE_SCRIPT, ...(o.ownPty ? ['--pty'] : o.rtu !== undefined ? ['--rtu', o.rtu] : ['--tcp', String(o.tcp ?? 0)])];
   if (o.units) args.push('--units', o.units.join(','));
   if (o.size !== undefined) args.push('--size', String(o.size));
   if (o.paceBaud !== undefined) args.push('--pace-baud', String(o.paceBaud));
@@ -102,6 +106,7 @@ export async function startModbusPeer(o: PeerOptions): Promise<ModbusPeer> {
   };
   return {
     port: Number(ready.port ?? 0),
+    path: typeof ready.path === 'string' ? ready.path : undefined,
     counts: async () => (await send({ cmd: 'counts' })).counts as Record<string, number>,
     reset: async () => void (await send({ cmd: 'reset' })),
     set: async (unit, area, address, values) => void (await send({ cmd: 'set', unit, area, address, values: values.map(Number) })),

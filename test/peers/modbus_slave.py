@@ -2,6 +2,7 @@
 """A Modbus slave for tests and benchmarks, on pymodbus (Debian's 3.0.0rc1).
 
     modbus_slave.py --rtu PATH [--units 1,2] [--size N] [--pace-baud BAUD]
+    modbus_slave.py --pty [...]      a pty of its own, no socat in between: its path is in the ready line
     modbus_slave.py --tcp PORT [--units 1,2] [--size N]     (PORT 0: any free port)
 
 Every unit has coils, discrete inputs, holding and input registers at
@@ -9,7 +10,7 @@ addresses 0..size-1 (zero_mode: address 0 is register 0); beyond that a
 request gets exception 2 (illegal data address).
 
 Control channel: one JSON object per line on stdin, one JSON answer per line
-on stdout. The first line on stdout is {"ready": true, "port": N}.
+on stdout. The first line on stdout is {"ready": true, "port": N, "path": P}.
 
     {"cmd": "counts"}                          requests received, {"unit:fc": n}
     {"cmd": "reset"}                           counts back to zero
@@ -28,8 +29,10 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
+import tty
 
 from pymodbus.datastore import ModbusSequentialDataBlock, ModbusServerContext, ModbusSlaveContext
 from pymodbus.server.async_io import (
@@ -95,6 +98,22 @@ def handler_class(base, b, rtu):
     return Handler
 
 
+async def serve_own_pty(context, b, baud):
+    """The handler on the master end of a new pty; the master opens the other end by its path."""
+    master, slave = os.openpty()
+    tty.setraw(slave)  # kept open: a pty whose other end nobody holds reads EIO between masters
+    handler_base = handler_class(ModbusSingleRequestHandler, b, True)
+
+    class PtyHandler(handler_base):
+        def _send_(self, data):
+            os.write(master, data)
+
+    server = ModbusSerialServer(context, framer=ModbusRtuFramer, port=os.ttyname(slave), baudrate=baud)
+    reading = os.fdopen(master, "rb", buffering=0, closefd=False)
+    await asyncio.get_running_loop().connect_read_pipe(lambda: PtyHandler(server), reading)
+    return os.ttyname(slave)
+
+
 def make_context(units, size):
     slaves = {}
     for unit in units:
@@ -145,6 +164,7 @@ async def main():
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--rtu")
     where.add_argument("--tcp", type=int)
+    where.add_argument("--pty", action="store_true")
     parser.add_argument("--units", default="1")
     parser.add_argument("--size", type=int, default=1000)
     parser.add_argument("--baud", type=int, default=115200)
@@ -162,7 +182,9 @@ async def main():
             handler=handler_class(ModbusSingleRequestHandler, b, True),
         )
         await server.start()
-        port = 0
+        port, path = 0, args.rtu
+    elif args.pty:
+        path, port = await serve_own_pty(context, b, args.baud), 0
     else:
         server = ModbusTcpServer(
             context, framer=ModbusSocketFramer, address=("127.0.0.1", args.tcp),
@@ -170,8 +192,8 @@ async def main():
         )
         task = loop.create_task(server.serve_forever())
         await server.serving
-        port = server.server.sockets[0].getsockname()[1]
-    say({"ready": True, "port": port})
+        port, path = server.server.sockets[0].getsockname()[1], None
+    say({"ready": True, "port": port, "path": path})
 
     # the control channel: stdin closed means the test is gone, so the peer goes too
     reader = asyncio.StreamReader()
