@@ -1,0 +1,158 @@
+// npm run bench: the pipeline without I/O, then a real serial stream through
+// the gateway into a real Mosquitto, paced to 115200 baud and unpaced, then
+// the same streams through the naive baseline. Prints a table and writes it
+// as JSON (--out FILE, default bench-results/latest.json).
+//
+//   node dist/bench/run.js [--out FILE] [--quick] [--strict]
+//
+// --quick shortens every phase (for a smoke run); --strict exits 1 when a
+// target is missed. A phase that fails is reported in its row and makes the
+// run exit 1; a missing peer (mosquitto, socat) stops it before anything runs.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, type as osType } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { which } from '../test/helpers/peers.js';
+import { benchPipeline } from './pipeline.js';
+import { messagesRatio, perCpuRatio, table, type Ratio, type Row } from './report.js';
+import { runSerial, type SerialOptions } from './serial.js';
+
+const HARD_LIMIT_MS = 5 * 60_000;
+const FOOTNOTES = [
+  'loop p99: the largest per-second p99 of the window, as the process reports it (node\'s monitorEventLoopDelay,',
+  '  resolution 10 ms, whose samples include the 10 ms timer interval: an idle loop reads 10–11 ms).',
+  'cpu %: of one core over the window (first byte written to last reading received); rss: max VmRSS in the window (MB = MiB);',
+  '  msgs/s: data messages the subscriber received (the gateway\'s retained stats and status not counted).',
+];
+
+interface Args { out: string; quick: boolean; strict: boolean }
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { out: 'bench-results/latest.json', quick: false, strict: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--out' && argv[i + 1] !== undefined) args.out = argv[++i] as string;
+    else if (a?.startsWith('--out=')) args.out = a.slice(6);
+    else if (a === '--quick') args.quick = true;
+    else if (a === '--strict') args.strict = true;
+    else {
+      console.error(`unknown argument ${a}\nusage: run.js [--out FILE] [--quick] [--strict]`);
+      process.exit(2);
+    }
+  }
+  return args;
+}
+
+function failedRow(name: string, err: unknown): Row {
+  const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+  return { name, readings_per_s: null, lost: null, cpu_pct: null, rss_mb: null, loop_p99_ms: null, p50_ms: null, p99_ms: null, msgs_per_s: null, note: `FAILED: ${msg}` };
+}
+
+interface Check { what: string; ok: boolean }
+
+function checks(rows: Row[]): Check[] {
+  const out: Check[] = [];
+  const pipe = rows[0];
+  if (pipe?.readings_per_s != null) out.push({ what: `pipeline ≥ 2,000,000 readings/s (${pipe.readings_per_s.toLocaleString('en-US')})`, ok: pipe.readings_per_s >= 2_000_000 });
+  for (const r of rows.filter((x) => x.name.includes('(gateway)'))) {
+    if (r.lost !== null) out.push({ what: `${r.name}: 0 lines lost (${r.lost})`, ok: r.lost === 0 });
+    if (r.name.includes('115200')) {
+      if (r.loop_p99_ms !== null) {
+        const over = Math.round((r.loop_p99_ms - 10) * 100) / 100;
+        out.push({ what: `${r.name}: event-loop p99 ≤ 10 ms (${r.loop_p99_ms} as reported; ${over} above the 10 ms sampling interval)`, ok: r.loop_p99_ms <= 10 });
+      }
+      if (r.rss_mb !== null) out.push({ what: `${r.name}: RSS ≤ 70 MB (${r.rss_mb})`, ok: r.rss_mb <= 70 });
+    }
+  }
+  return out;
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  const missing = ['mosquitto', 'socat'].filter((p) => which(p) === undefined);
+  if (missing.length > 0) {
+    console.error(`bench: cannot start its peers: ${missing.join(' and ')} not found (apt-get install -y ${missing.join(' ')})`);
+    return 1;
+  }
+  const paced = args.quick ? 4 : 15;
+  const unpaced = args.quick ? 3 : 10;
+  const phases: SerialOptions[] = [
+    { name: 'serial 115200 → mosquitto (gateway)', target: 'gateway', baud: 115200, seconds: paced, drainMs: 5000 },
+    { name: 'serial unpaced → mosquitto (gateway)', target: 'gateway', baud: 'unpaced', seconds: unpaced, drainMs: 10_000 },
+    { name: 'serial 115200 → mosquitto (naive)', target: 'naive', baud: 115200, seconds: paced, drainMs: 5000 },
+    { name: 'serial unpaced → mosquitto (naive)', target: 'naive', baud: 'unpaced', seconds: unpaced, drainMs: 10_000 },
+  ];
+  const started = new Date();
+  // other work on the machine skews every figure: recorded so a noisy run can be told apart
+  const loadAtStart = loadavg().map((l) => Math.round(l * 100) / 100);
+  if ((loadAtStart[0] ?? 0) > cpus().length * 0.75) {
+    process.stderr.write(`bench: warning: the machine is busy (load ${loadAtStart[0]} on ${cpus().length} cores): every figure will be skewed\n`);
+  }
+  const rows: Row[] = [];
+  let failed = false;
+
+  process.stderr.write('bench: pipeline core …\n');
+  try {
+    const p = benchPipeline(args.quick ? { readings: 1_000_000 } : {});
+    rows.push({
+      name: 'pipeline core', readings_per_s: p.readings_per_s, lost: null, cpu_pct: 100, rss_mb: null,
+      loop_p99_ms: null, p50_ms: null, p99_ms: null, msgs_per_s: null,
+      note: `no I/O, one core; ${p.batches} batches in ${p.ms} ms`, detail: { ...p },
+    });
+  } catch (err) {
+    failed = true;
+    rows.push(failedRow('pipeline core', err));
+  }
+
+  for (const phase of phases) {
+    process.stderr.write(`bench: ${phase.name} (${phase.seconds} s) …\n`);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const bound = (phase.seconds + 60) * 1000;
+      const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`phase took over ${bound / 1000} s`)), bound); });
+      rows.push(await Promise.race([runSerial(phase), timeout]));
+    } catch (err) {
+      failed = true;
+      console.error(`bench: ${phase.name} failed: ${err instanceof Error ? err.message : String(err)}`);
+      rows.push(failedRow(phase.name, err));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  const byName = (s: string) => rows.find((r) => r.name === s);
+  const ratios: Ratio[] = [
+    { what: 'readings per CPU-second at 115200', value: perCpuRatio(byName(phases[0]!.name), byName(phases[2]!.name)) },
+    { what: 'unpaced', value: perCpuRatio(byName(phases[1]!.name), byName(phases[3]!.name)) },
+    { what: 'MQTT messages per reading at 115200', value: messagesRatio(byName(phases[0]!.name), byName(phases[2]!.name)) },
+    { what: 'unpaced', value: messagesRatio(byName(phases[1]!.name), byName(phases[3]!.name)) },
+  ];
+  const machine = { os: `${osType()} ${release()}`, cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', node: process.version, loadavg_at_start: loadAtStart };
+  const results = checks(rows);
+  console.log(`\nedgegate bench — ${started.toISOString()} — ${machine.os}, ${machine.cpus} × ${machine.cpu_model}, node ${machine.node}, load ${loadAtStart.join(' ')}\n`);
+  console.log(table(rows, ratios, FOOTNOTES));
+  console.log('');
+  for (const c of results) console.log(`${c.ok ? 'ok  ' : 'MISS'}  ${c.what}`);
+
+  const out = resolve(args.out);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify({
+    timestamp: started.toISOString(), duration_s: Math.round((Date.now() - started.getTime()) / 1000),
+    machine, rows, ratios, targets: results,
+  }, null, 2) + '\n');
+  console.log(`\nwritten to ${args.out}`);
+  if (failed) return 1;
+  return args.strict && results.some((c) => !c.ok) ? 1 : 0;
+}
+
+// the exit handlers of the helpers and of serial.ts kill every child; signals must reach them
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => process.exit(130));
+const hard = setTimeout(() => {
+  console.error(`bench: gave up after ${HARD_LIMIT_MS / 1000} s`);
+  process.exit(1);
+}, HARD_LIMIT_MS);
+hard.unref();
+
+main().then((code) => process.exit(code), (err: unknown) => {
+  console.error(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  process.exit(1);
+});
