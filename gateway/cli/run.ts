@@ -3,7 +3,7 @@
 // step (sd_notify) when it started us with a notify socket.
 import { loadConfig } from '../../config/load.js';
 import type { ResolvedConfig } from '../../config/schema.js';
-import { startEmbeddedBroker } from '../broker.js';
+import type { EmbeddedBroker } from '../broker.js';
 import { Gateway, type GatewayOptions } from '../gateway.js';
 import { createLogger } from '../logger.js';
 import { SdNotify } from '../sdnotify.js';
@@ -32,8 +32,10 @@ export async function runGateway(
   log: Logger,
   opts: { file?: string; driverDeps?: GatewayOptions['driverDeps']; onStarted?: (g: Gateway) => void } = {},
 ): Promise<number> {
-  let broker: Awaited<ReturnType<typeof startEmbeddedBroker>> | undefined;
+  let broker: EmbeddedBroker | undefined;
   if (config.mqtt.url === 'embedded') {
+    // aedes is loaded only for the embedded broker: a gateway with a real broker does not pay its memory
+    const { startEmbeddedBroker } = await import('../broker.js');
     broker = await startEmbeddedBroker({ port: 1883, tryNext: true, log: log.child({ component: 'broker' }) });
     log.info({ url: broker.url }, 'embedded MQTT broker listening');
   }
