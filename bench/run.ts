@@ -12,6 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, type as osType } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { which } from '../test/helpers/peers.js';
+import { benchModbus, modbusTargets } from './modbus.js';
 import { benchPipeline } from './pipeline.js';
 import { messagesRatio, perCpuRatio, table, type Ratio, type Row } from './report.js';
 import { runSerial, type SerialOptions } from './serial.js';
@@ -118,6 +119,11 @@ async function main(): Promise<number> {
     }
   }
 
+  process.stderr.write('bench: modbus rtu and tcp …\n');
+  const modbusRows = await benchModbus({ quick: args.quick });
+  if (modbusRows.some((r) => r.note.startsWith('FAILED'))) failed = true;
+  rows.push(...modbusRows);
+
   const byName = (s: string) => rows.find((r) => r.name === s);
   const ratios: Ratio[] = [
     { what: 'readings per CPU-second at 115200', value: perCpuRatio(byName(phases[0]!.name), byName(phases[2]!.name)) },
@@ -126,7 +132,7 @@ async function main(): Promise<number> {
     { what: 'unpaced', value: messagesRatio(byName(phases[1]!.name), byName(phases[3]!.name)) },
   ];
   const machine = { os: `${osType()} ${release()}`, cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', node: process.version, loadavg_at_start: loadAtStart };
-  const results = checks(rows);
+  const results = [...checks(rows), ...modbusTargets(rows)];
   console.log(`\nedgegate bench — ${started.toISOString()} — ${machine.os}, ${machine.cpus} × ${machine.cpu_model}, node ${machine.node}, load ${loadAtStart.join(' ')}\n`);
   console.log(table(rows, ratios, FOOTNOTES));
   console.log('');
