@@ -36,8 +36,8 @@ process.on('exit', () => {
   for (const remove of dirs) remove();
 });
 
-function node(script: string, args: string[]): ChildProcess {
-  const child = spawn(process.execPath, [join(HERE, script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function node(script: string, args: string[], flags: string[] = []): ChildProcess {
+  const child = spawn(process.execPath, [...flags, join(HERE, script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
@@ -107,8 +107,8 @@ export async function runSerial(o: SerialOptions): Promise<Row> {
           tags: { n: { type: 'integer' }, T: { name: 'temperature' }, H: { name: 'humidity' } },
         }],
       });
-      // as deployed: node dist/gateway/cli/main.js run --config FILE
-      const g = node('../gateway/cli/main.js', ['run', '--config', file]);
+      // as deployed (the bin's shebang and the systemd wrapper): node --max-semi-space-size=1 dist/gateway/cli/main.js run --config FILE
+      const g = node('../gateway/cli/main.js', ['run', '--config', file], ['--max-semi-space-size=1']);
       gw = g;
       const io = output(g);
       pid = g.pid as number;

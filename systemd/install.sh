@@ -87,7 +87,8 @@ install_program() {
   rm -rf "$dest.old"
   mkdir -p "$(dirname "$ROOT$BIN")"
   # exec: node keeps the PID systemd started, so that it is the main process (NotifyAccess=main)
-  printf '#!/bin/sh\nexec %s %s/dist/gateway/cli/main.js "$@"\n' "$NODE_BIN" "$LIB" > "$ROOT$BIN.new"
+  # a 1 MiB young generation keeps RSS ~30 MB lower under load for ~1 % more CPU (see README)
+  printf '#!/bin/sh\nexec %s --max-semi-space-size=1 %s/dist/gateway/cli/main.js "$@"\n' "$NODE_BIN" "$LIB" > "$ROOT$BIN.new"
   chmod 0755 "$ROOT$BIN.new"
   mv "$ROOT$BIN.new" "$ROOT$BIN"
   say "installed $LIB and $BIN"

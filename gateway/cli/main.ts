@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 // edgegate command line (SPEC §2). Exit codes: 0 done, 1 runtime failure,
 // 2 usage error, 78 configuration error.
 import { VERSION } from '../gateway.js';
