@@ -18,19 +18,11 @@ import { accessSync, constants } from 'node:fs';
 import { ByteBoundedQueue } from '../publish-queue.js';
 import type { Batch, Logger } from '../types.js';
 import { OverflowLog } from './overflow.js';
+import { ACKED, DROPPED, OUT, QUEUED, ReadBack, type Rec } from './read-back.js';
 import { SegmentLog, type Segment } from './segment-log.js';
 import type { OpenForAppend } from './segments.js';
 import type { BatchBuffer, BufferedBatch, BufferStats } from './types.js';
 import { WriteQueue } from './write-queue.js';
-
-const QUEUED = 0, OUT = 1, ACKED = 2, DROPPED = 3;
-
-interface Rec extends BufferedBatch {
-  readonly lsn: number;
-  seg?: number;
-  off?: number;
-  st: number;
-}
 
 export interface DiskBufferOptions {
   dir: string;
@@ -51,7 +43,6 @@ export interface DiskBufferOptions {
 }
 
 const GROUP_BYTES = 1024 * 1024;
-const READ_AHEAD_LOW = 256 * 1024;
 const MARK_INTERVAL_MS = 5000;
 
 export class DiskBuffer implements BatchBuffer {
@@ -65,8 +56,7 @@ export class DiskBuffer implements BatchBuffer {
   readonly #overflow: OverflowLog;
   readonly #mem = new ByteBoundedQueue<Rec>(Infinity);
   readonly #unwritten = new WriteQueue<Rec>((r) => r.st === ACKED || r.st === DROPPED);
-  #ahead: Rec[] = [];
-  #aheadBytes = 0;
+  readonly #back: ReadBack;
   #retry: Rec[] = [];
   #out: Rec[] = [];
   #nextLsn = 0;
@@ -78,7 +68,6 @@ export class DiskBuffer implements BatchBuffer {
   #retryAt = 0;
   #flushing: Promise<void> | undefined;
   #flushAgain = false;
-  #reading = false;
   #closing = false;
   #markTimer: NodeJS.Timeout | undefined;
 
@@ -90,6 +79,7 @@ export class DiskBuffer implements BatchBuffer {
     this.#spillBytes = opts.spillBytes ?? 1024 * 1024;
     this.#now = opts.now ?? Date.now;
     this.#overflow = new OverflowLog(opts.log, 'disk buffer');
+    this.#back = new ReadBack(disk, opts.log, this.#now, (lost) => { this.#damaged += lost; this.#size -= lost; }, () => this.onReadable?.());
   }
 
   /** opens dir, recovers what the last run left; throws when dir is unusable */
@@ -125,11 +115,8 @@ export class DiskBuffer implements BatchBuffer {
   next(): BufferedBatch | undefined {
     if (this.#closing) return undefined;
     let r = this.#retry.shift();
-    // while a read is on its way its records are in neither place: memory must wait behind them
-    if (!r && (this.#ahead.length > 0 || this.#disk.unread > 0 || this.#reading)) {
-      r = this.#ahead.shift();
-      if (r) this.#aheadBytes -= r.bytes;
-      if (this.#aheadBytes < READ_AHEAD_LOW) this.#readSoon();
+    if (!r && this.#back.busy) {
+      r = this.#back.shift();
       if (!r) return undefined;
     }
     if (!r) {
@@ -137,6 +124,7 @@ export class DiskBuffer implements BatchBuffer {
       if (!m || (this.#always && !this.#error && m.seg === undefined)) return undefined;
       r = this.#mem.shift() as Rec;
     }
+    this.#unlease(r);
     r.st = OUT;
     insertByLsn(this.#out, r);
     return r;
@@ -167,7 +155,7 @@ export class DiskBuffer implements BatchBuffer {
   }
 
   inMemory(): Batch[] {
-    return [...this.#retry, ...this.#ahead, ...this.#mem.toArray()].map((r) => r.batch);
+    return [...this.#retry, ...this.#back.records, ...this.#mem.toArray()].map((r) => r.batch);
   }
 
   stats(): BufferStats {
@@ -254,32 +242,10 @@ export class DiskBuffer implements BatchBuffer {
     }
   }
 
-  #readSoon(): void {
-    if (this.#reading || this.#closing || this.#disk.unread === 0) return;
-    this.#reading = true;
-    this.#disk.read().then(({ records, lost }) => {
-      this.#reading = false;
-      for (const s of records) {
-        const r: Rec = { batch: s.batch, bytes: Buffer.byteLength(s.batch.payload), lsn: s.lsn, seg: s.seg, off: s.off, st: QUEUED };
-        this.#ahead.push(r);
-        this.#aheadBytes += r.bytes;
-      }
-      if (lost > 0) {
-        this.#damaged += lost;
-        this.#size -= lost;
-        this.#o.log.warn({ lost }, 'disk buffer: records missing from a segment (damaged since written)');
-      }
-      this.onReadable?.();
-    }, (err: unknown) => {
-      this.#o.log.error({ err: errText(err) }, 'disk buffer: read failed; trying again in 1 s');
-      setTimeout(() => { this.#reading = false; this.onReadable?.(); }, 1000).unref();
-    });
-  }
-
   #onSegmentDropped(seg: Segment, unread: number): void {
     let n = unread;
     const drop = (r: Rec) => { this.#settle(r, DROPPED); n++; };
-    while (this.#ahead[0]?.seg === seg.id) { const r = this.#ahead.shift()!; this.#aheadBytes -= r.bytes; drop(r); }
+    this.#back.dropSegment(seg.id, drop);
     while (this.#mem.peek()?.seg === seg.id) drop(this.#mem.shift()!);
     this.#retry = this.#retry.filter((r) => (r.seg === seg.id ? (drop(r), false) : true));
     this.#size -= unread;
@@ -297,8 +263,20 @@ export class DiskBuffer implements BatchBuffer {
     this.#overflow.dropped(1, { max_queued_bytes: this.#mem.maxBytes, device: r.batch.device, seq: r.batch.seq });
   }
 
+  /**
+   * its payload decoded now, the read buffer goes back to the pool: a string
+   * that lives only while in flight costs the garbage collector little
+   */
+  #unlease(r: Rec): void {
+    if (!r.lease) return;
+    r.batch = { ...r.batch };
+    this.#disk.release(r.lease);
+    r.lease = undefined;
+  }
+
   #settle(r: Rec, st: typeof ACKED | typeof DROPPED): void {
     if (r.seg === undefined) this.#memOnlyBytes -= r.bytes;
+    this.#unlease(r);
     r.st = st;
     this.#size--;
   }
@@ -306,7 +284,7 @@ export class DiskBuffer implements BatchBuffer {
   /** the oldest batch not acknowledged (its lsn: every one below is acknowledged or dropped) */
   #oldest(): { lsn: number; ts: number | null } {
     let low: { lsn: number; ts: number | null } = { lsn: this.#nextLsn, ts: null };
-    for (const r of [this.#out[0], this.#retry[0], this.#ahead[0], this.#mem.peek()]) if (r && r.lsn < low.lsn) low = { lsn: r.lsn, ts: r.batch.firstTs };
+    for (const r of [this.#out[0], this.#retry[0], this.#back.first, this.#mem.peek()]) if (r && r.lsn < low.lsn) low = { lsn: r.lsn, ts: r.batch.firstTs };
     const unread = this.#disk.firstUnread();
     return unread && unread.lsn < low.lsn ? unread : low;
   }

@@ -22,7 +22,10 @@ export const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 export interface StoredRecord {
   lsn: number;
+  /** its payload is decoded from `raw` when asked for */
   batch: Batch;
+  /** the payload's bytes: a view of the buffer read */
+  raw: Buffer;
 }
 
 /** the frame of one record, ready to append */
@@ -62,8 +65,8 @@ function decodeBody(body: Buffer): StoredRecord | undefined {
   const topicLen = body.readUInt16LE(o); o += 2;
   if (o + topicLen > body.length) return undefined;
   const topic = body.toString('utf8', o, (o += topicLen));
-  const payload = body.toString('utf8', o);
-  return { lsn, batch: { device, seq, topic, payload, readings, firstTs } };
+  const raw = body.subarray(o);
+  return { lsn, batch: { device, seq, topic, readings, firstTs, get payload() { return raw.toString('utf8'); } }, raw };
 }
 
 export interface ParseResult {

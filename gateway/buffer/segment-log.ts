@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import type { Logger } from '../types.js';
 import { encodeFrame, type StoredRecord } from './frames.js';
 import {
-  grownChunk, listSegments, openForAppend, readChunk, readJson, scanSegment, segmentPath, syncDir, writeJsonAtomic,
-  type AppendFile, type OpenForAppend,
+  grownChunk, listSegments, openForAppend, readChunk, readJson, ReadPool, scanSegment, segmentPath, syncDir, writeJsonAtomic,
+  type AppendFile, type Lease, type OpenForAppend,
 } from './segments.js';
 
 export const READ_CHUNK_BYTES = 1024 * 1024;
@@ -26,6 +26,9 @@ interface Run { seg: Segment; from: number; count: number; firstLsn: number; fir
 
 /** a record with its place on disk once written */
 export interface Placed { lsn: number; seg?: number; off?: number }
+
+/** a record read back: a view of a pooled read buffer, released with release() */
+export type ReadRecord = Required<Placed> & StoredRecord & { lease: Lease };
 
 export interface SegmentLogOptions {
   dir: string;
@@ -45,6 +48,7 @@ export class SegmentLog {
   #bytes = 0;
   #writer: { seg: Segment; file: AppendFile } | undefined;
   #reader: { seg: Segment; fh: FileHandle } | undefined;
+  readonly #pool = new ReadPool(READ_CHUNK_BYTES);
   #ackedBelow = 0;
   #savedMark = -1;
   /** ids only grow: a new segment never takes the name of one still being deleted */
@@ -162,7 +166,7 @@ export class SegmentLog {
    * Reads on in the oldest run: about a chunk of records, in order.
    * `lost` counts records a run should have held but did not (damage since written).
    */
-  async read(): Promise<{ records: Array<Required<Placed> & StoredRecord>; lost: number }> {
+  async read(): Promise<{ records: ReadRecord[]; lost: number }> {
     const run = this.#runs.values().next().value;
     if (!run) return { records: [], lost: 0 };
     const seg = run.seg;
@@ -173,20 +177,24 @@ export class SegmentLog {
     }
     const from = run.from;
     let c: Awaited<ReturnType<typeof readChunk>>;
+    let lease: Lease | undefined;
     try {
-      c = await readChunk(this.#reader.fh, from, seg.size, run.chunk, run.inDamage);
+      c = await readChunk(this.#reader.fh, from, seg.size, run.chunk, run.inDamage, (n) => (lease = this.#pool.take(n)).buf);
     } catch (err) {
       if (this.#runs.get(seg.id) !== run) return { records: [], lost: 0 };
       throw err;
     }
     if (this.#runs.get(seg.id) !== run) return { records: [], lost: 0 }; // dropped meanwhile
-    const records: Array<Required<Placed> & StoredRecord> = [];
+    const records: ReadRecord[] = [];
     let next = c.next;
+    const held = lease!;
     for (const f of c.frames) {
       if (f.record.lsn < this.#ackedBelow) continue;
       if (records.length === run.count) { next = f.off; break; }
-      records.push({ ...f.record, seg: seg.id, off: f.off });
+      records.push({ ...f.record, seg: seg.id, off: f.off, lease: held });
     }
+    held.refs = records.length + 1;
+    this.#pool.release(held);
     run.count -= records.length;
     this.#unread -= records.length;
     run.from = next;
@@ -202,6 +210,11 @@ export class SegmentLog {
     }
     if (run.count === 0) this.#runs.delete(seg.id);
     return { records, lost };
+  }
+
+  /** a record read back no longer needs its read buffer */
+  release(lease: Lease): void {
+    this.#pool.release(lease);
   }
 
   /**
