@@ -12,6 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, type as osType } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { which } from '../test/helpers/peers.js';
+import { benchBuffer } from './buffer.js';
 import { benchModbus, modbusTargets } from './modbus.js';
 import { benchPipeline } from './pipeline.js';
 import { messagesRatio, perCpuRatio, table, type Ratio, type Row } from './report.js';
@@ -123,6 +124,10 @@ async function main(): Promise<number> {
   const modbusRows = await benchModbus({ quick: args.quick });
   if (modbusRows.some((r) => r.note.startsWith('FAILED'))) failed = true;
   rows.push(...modbusRows);
+
+  const bufferRows = await benchBuffer({ quick: args.quick });
+  if (bufferRows.some((r) => r.note.startsWith('FAILED'))) failed = true;
+  rows.push(...bufferRows);
 
   const byName = (s: string) => rows.find((r) => r.name === s);
   const ratios: Ratio[] = [
