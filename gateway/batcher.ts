@@ -36,6 +36,8 @@ export interface BatcherOptions {
   /** the next batch number of the device, taken when a batch is closed */
   nextSeq: () => number;
   onBatch: (b: Batch) => void;
+  /** the tags the device map lists: all of them stay cached, however many (default 4096) */
+  knownTags?: number;
 }
 
 export class Batcher {
@@ -43,6 +45,7 @@ export class Batcher {
   /** bytes of everything but the readings: head, seq, brackets */
   private readonly frameBytes: number;
   private readonly prefixes = new Map<string, TagPrefix>();
+  private readonly maxCachedTags: number;
   private readonly onTimer: () => void;
 
   private body = '';
@@ -57,6 +60,7 @@ export class Batcher {
   constructor(private readonly opts: BatcherOptions) {
     this.head = `{"gateway":${JSON.stringify(opts.gatewayId)},"device":${JSON.stringify(opts.deviceId)},"seq":`;
     this.frameBytes = utf8Length(this.head) + SEQ_RESERVE + READINGS_OPEN.length + CLOSE.length;
+    this.maxCachedTags = Math.max(MAX_CACHED_TAGS, opts.knownTags ?? 0);
     this.onTimer = () => {
       this.timer = null;
       this.flush();
@@ -147,7 +151,7 @@ export class Batcher {
   }
 
   private cachePrefix(tag: string): TagPrefix {
-    if (this.prefixes.size >= MAX_CACHED_TAGS) this.prefixes.clear();
+    if (this.prefixes.size >= this.maxCachedTags) this.prefixes.clear();
     const text = `{"tag":${JSON.stringify(tag)},"value":`;
     const p: TagPrefix = { text, next: ',' + text, bytes: utf8Length(text) };
     this.prefixes.set(tag, p);

@@ -67,6 +67,8 @@ export class DeviceTask {
       clock,
       nextSeq: opts.nextSeq,
       onBatch: opts.onBatch,
+      // an OPC UA device may list 10,000 tags: a cache smaller than that would be rebuilt on every pass
+      knownTags: Object.keys(config.tags).length,
     });
     const batcher = this.batcher;
     const onReading = opts.onReading;

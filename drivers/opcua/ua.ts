@@ -1,16 +1,22 @@
 // The one place that imports node-opcua for the driver and the browser. It is
 // loaded only through the driver registry (or `edgegate browse`), never by the
-// core: node-opcua costs ~80 MB the moment it is loaded.
+// core: node-opcua costs ~60 MB the moment it is loaded.
+//
+// The driver needs the client half only: node-opcua-client and its certificate
+// manager are the packages node-opcua itself is built from (pinned exactly by
+// node-opcua 2.182.0, so the lock file fixes them), and leaving the server,
+// address space and nodesets unloaded saves ~10 MB of RSS per gateway.
 //
 // node-opcua writes its own warnings and errors with console.log, which would
 // interleave with the gateway's pino JSON on stdout. Its loggers are global to
 // the process, so they are routed once, here, to whichever logger the latest
 // driver or command handed to routeOpcuaLogs().
 import { format } from 'node:util';
-import { setDebugLogger, setErrorLogger, setWarningLogger } from 'node-opcua';
+import { setDebugLogger, setErrorLogger, setWarningLogger } from 'node-opcua-client';
 import type { Logger } from '../../gateway/types.js';
 
-export * from 'node-opcua';
+export * from 'node-opcua-client';
+export { OPCUACertificateManager } from 'node-opcua-certificate-manager';
 
 let sink: Logger | undefined;
 const ANSI = /\u001b\[[0-9;]*m/g;
