@@ -30,7 +30,7 @@ export async function browseCommand(argv: string[], out: NodeJS.WritableStream =
   const depth = Number(text('depth') ?? 10);
   if (!Number.isInteger(depth) || depth < 1) throw new UsageError('--depth needs a whole number ≥ 1');
   const passwordFile = text('password-file');
-  const password = passwordFile !== undefined ? readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '') : process.env.EDGEGATE_OPCUA_PASSWORD;
+  const password = passwordFile !== undefined ? readSecret(passwordFile) : process.env.EDGEGATE_OPCUA_PASSWORD;
   const id = text('id') ?? 'opcua1';
   // the same checks as a device map, so what is browsed here connects the same way under `run`
   const parsed = device.safeParse({
@@ -75,6 +75,14 @@ export async function browseCommand(argv: string[], out: NodeJS.WritableStream =
     return EXIT.runtime;
   } finally {
     await open.close();
+  }
+}
+
+function readSecret(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (e) {
+    throw new UsageError(`cannot read --password-file ${file} (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})`);
   }
 }
 
