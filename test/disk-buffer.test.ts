@@ -36,10 +36,13 @@ const segments = (dir: string) => readdirSync(dir).filter((n) => n.endsWith('.se
 const diskBytes = (dir: string) => segments(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-/** takes and acknowledges everything the buffer holds; returns the seqs */
+/** takes and acknowledges everything the buffer holds, checking each payload is intact; returns the seqs */
 async function drainAll(b: BatchBuffer): Promise<number[]> {
   const got = await take(b, b.queued);
-  for (const i of got) b.ack(i);
+  for (const i of got) {
+    assert.is((JSON.parse(i.batch.payload) as { seq: number }).seq, i.batch.seq, 'the payload of the batch');
+    b.ack(i);
+  }
   return got.map((i) => i.batch.seq);
 }
 
@@ -127,7 +130,10 @@ test('a backlog larger than memory is read back from disk in order, live batches
   b.setOnline(true);
   const first = await take(b, 1000);
   for (let s = 3001; s <= 3100; s++) b.push(mkBatch(s, 'd1', 200)); // live data meanwhile
-  for (const i of first) b.ack(i);
+  for (const i of first) {
+    assert.is((JSON.parse(i.batch.payload) as { seq: number }).seq, i.batch.seq, 'a payload read back from disk');
+    b.ack(i);
+  }
   const seqs = [...first.map((i) => i.batch.seq), ...await drainAll(b)];
   assert.equal(seqs, range(1, 3100));
   await sleep(50);
