@@ -42,6 +42,7 @@ if (enabled) {
       const restartedAt = Date.now();
       await waitForState(sub, 'plc1', 'connected', 45_000);
       await waitFor(() => counterAfter(sub, 'plc1', restartedAt).length >= 3, 10_000, 'data from the restarted server');
+      assert.is(latest(sub, 'edgegate/gw1/devices/plc1/status')?.error, undefined, 'every tag came back');
       await waitFor(() => reconnects(sub, 'plc1') >= 1, 5000, 'the reconnect counted in stats');
       const logs = gw.logs();
       assert.ok(logs.some((l) => l.msg === 'OPC UA connection re-established; subscription restored'), 'node-opcua reconnected');

@@ -8,7 +8,7 @@ import type { DriverContext } from '../../gateway/types.js';
 import {
   AttributeIds, ClientMonitoredItemGroup, coerceNodeId, DataChangeFilter, DataChangeTrigger, DeadbandType,
   readOperationLimits, StatusCodes, TimestampsToReturn,
-  type ClientSession, type ClientSubscription, type DataValue, type NodeId, type StatusCode,
+  type ClientMonitoredItemBase, type ClientSession, type ClientSubscription, type DataValue, type NodeId, type StatusCode,
 } from './ua.js';
 import { qualityOf, rawValueOf, timestampOf, UnsupportedValue } from './values.js';
 
@@ -59,7 +59,9 @@ export function slotsOf(config: OpcuaDeviceConfig): Slot[] {
 
 export class MonitoredTags {
   private subscription: ClientSubscription | undefined;
-  private readonly groups: Array<{ group: ClientMonitoredItemGroup; slots: Slot[] }> = [];
+  private readonly groups: ClientMonitoredItemGroup[] = [];
+  /** the items the server accepted, for the check after a reconnection */
+  private readonly accepted: Array<{ item: ClientMonitoredItemBase; slot: Slot }> = [];
   private stopped = false;
 
   constructor(
@@ -103,18 +105,15 @@ export class MonitoredTags {
 
   /** after node-opcua recreated the subscription: tags that did not come back are problems */
   recheck(): void {
-    for (const { group, slots } of this.groups) {
-      group.monitoredItems.forEach((item, i) => {
-        const slot = slots[i] as Slot;
-        if (!item.statusCode.isGood() && slot.problem === undefined) slot.problem = item.statusCode.name;
-      });
+    for (const { item, slot } of this.accepted) {
+      if (!item.statusCode.isGood() && slot.problem === undefined) slot.problem = item.statusCode.name;
     }
     this.onProblems();
   }
 
   stop(): void {
     this.stopped = true;
-    for (const { group } of this.groups) group.removeAllListeners('changed');
+    for (const group of this.groups) group.removeAllListeners('changed');
   }
 
   /** creates the items of the slots; returns the slots whose deadband filter the server refused */
@@ -151,12 +150,15 @@ export class MonitoredTags {
       group.once('initialized', () => { group.removeAllListeners('terminated'); resolve(); });
       group.once('terminated', (err?: Error) => reject(new Error(`creating monitored items failed: ${err?.message ?? 'terminated'}`)));
     });
-    this.groups.push({ group, slots });
+    this.groups.push(group);
     const refused: Slot[] = [];
     group.monitoredItems.forEach((item, i) => {
       const slot = slots[i] as Slot;
       const status: StatusCode = item.statusCode;
-      if (status.isGood()) return;
+      if (status.isGood()) {
+        this.accepted.push({ item, slot });
+        return;
+      }
       if (filter && FILTER_REFUSED.has(status.value)) refused.push(slot);
       else slot.problem = status.name;
     });

@@ -130,6 +130,8 @@ export function opcuaDeviceMap(id: string, endpoint: string, extra: Record<strin
       setpoint: { node: 'ns=1;s=Sim.Setpoint', writable: true, min: 0, max: 100 },
       level: { node: 'ns=1;s=Sim.Level', writable: true, type: 'integer' },
       readonly: { node: 'ns=1;s=Sim.ReadOnly' },
+      // a string: the server refuses the deadband filter, and the tag is monitored without it
+      state: { node: 'ns=1;s=Sim.State', deadband: 1 },
     },
     ...extra,
   };
