@@ -33,6 +33,19 @@ class ScriptedDriver implements Driver {
   }
 }
 
+/** each wait in turn: no retry a millisecond before it ends, exactly one when it does */
+async function expectRetries(clock: FakeClock, driver: ScriptedDriver, waits: number[]): Promise<void> {
+  for (const w of waits) {
+    const before = driver.runs;
+    clock.advance(w - 1);
+    await settle();
+    assert.is(driver.runs, before, `no retry before ${w} ms`);
+    clock.advance(1);
+    await settle();
+    assert.is(driver.runs, before + 1, `retry after ${w} ms`);
+  }
+}
+
 function untilAborted(ctx: DriverContext): Promise<void> {
   return new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
 }
@@ -60,15 +73,7 @@ test('a failing open is retried with exponential backoff 1 s → 30 s and counte
   assert.is(task.status.state, 'disconnected');
   assert.match(task.status.error ?? '', /ENOENT/);
   const waits = [1000, 2000, 4000, 8000, 16000, 30000, 30000];
-  for (const w of waits) {
-    const before = driver.runs;
-    clock.advance(w - 1);
-    await settle();
-    assert.is(driver.runs, before, `no retry before ${w} ms`);
-    clock.advance(1);
-    await settle();
-    assert.is(driver.runs, before + 1, `retry after ${w} ms`);
-  }
+  await expectRetries(clock, driver, waits);
   assert.is(task.counters.reconnects, waits.length + 1);
   assert.ok(statuses.some((s) => s.state === 'connecting'));
   await task.stop();
@@ -80,15 +85,7 @@ test('with the least jitter the waits are 1, 1, 2, 4, 8 s, then 15 s (half of th
   const { task } = makeTask(driver, clock, {}, () => 0);
   task.start();
   await settle();
-  for (const w of [1000, 1000, 2000, 4000, 8000, 15000, 15000]) {
-    const before = driver.runs;
-    clock.advance(w - 1);
-    await settle();
-    assert.is(driver.runs, before, `no retry before ${w} ms`);
-    clock.advance(1);
-    await settle();
-    assert.is(driver.runs, before + 1, `retry after ${w} ms`);
-  }
+  await expectRetries(clock, driver, [1000, 1000, 2000, 4000, 8000, 15000, 15000]);
   await task.stop();
 });
 
