@@ -150,7 +150,7 @@ if (enabled) {
       writeFileSync(notADir, 'x');
       const gw = e.start(gatewayConfig(e.broker!.url, e.dir, [serialDevice('inst1', e.pty!.device)], { buffer: { dir: join(notADir, 'buffer') } }));
       await waitForState(sub, 'inst1', 'connected');
-      assert.ok(gw.logs().some((l) => l.msg === 'buffer dir unusable: batches wait in memory only (bounded), and are lost at stop' && /ENOTDIR/.test(String(l.err))), 'a clear log line');
+      await waitFor(() => gw.logs().some((l) => l.msg === 'buffer dir unusable: batches wait in memory only (bounded), and are lost at stop' && /ENOTDIR/.test(String(l.err))), 5000, 'a clear log line');
       await waitFor(() => /ENOTDIR/.test(String(latest(sub, 'edgegate/gw1/status')?.error ?? '')), 5000, 'P/status says why');
       await waitFor(() => bufferStats(sub)?.mode === 'memory', 5000, 'P/stats says memory');
       assert.match(bufferStats(sub)!.error ?? '', /ENOTDIR/);

@@ -30,15 +30,7 @@ if (enabled) {
       const gw = e.start(base);
       await waitForState(sub, 'a', 'connected');
       await waitForState(sub, 'b', 'connected');
-      let n = 0;
-      let streaming = true;
-      const writer = (async () => {
-        while (streaming) {
-          n++;
-          e.instrument!.write(`n=${n}\n`);
-          await sleep(10);
-        }
-      })();
+      const stream = e.stream(10);
       await sleep(500);
       const aStatusesBefore = statusHistory(sub, 'a').length;
 
@@ -79,8 +71,7 @@ if (enabled) {
       const statsAfter = sub.messages.filter((m) => m.topic === 'edgegate/gw1/stats').length;
       assert.ok(statsAfter - statsBefore >= 5, `${statsAfter - statsBefore} stats in 1 s at 100 ms`);
 
-      streaming = false;
-      await writer;
+      const n = await stream.stop();
       await waitFor(() => counterValues(dataOf(sub, 'a')).length >= n, 5000, `all ${n} values of a`);
       assert.equal(counterValues(dataOf(sub, 'a')), Array.from({ length: n }, (_, i) => i + 1), 'a lost nothing across three reloads');
       assert.is(statusHistory(sub, 'a').length, aStatusesBefore, 'a never changed state');

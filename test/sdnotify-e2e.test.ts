@@ -34,14 +34,7 @@ if (enabled) {
       await waitFor(() => listener.with('READY').length === 1, 15_000, 'READY=1');
       await waitForState(sub1, 'a', 'connected');
       await waitFor(() => listener.with('WATCHDOG').length >= 1, 10_000, 'WATCHDOG=1');
-      let n = 0;
-      let streaming = true;
-      const writer = (async () => {
-        while (streaming) {
-          e.instrument!.write(`n=${++n}\n`);
-          await sleep(10);
-        }
-      })();
+      const stream = e.stream(10);
       await sleep(700);
 
       // the first broker dies and batches pile up; the mqtt section then names another
@@ -52,6 +45,8 @@ if (enabled) {
       writeConfig(e.dir, gatewayConfig(broker2.url, e.dir, [a]));
       gw.signal('SIGHUP');
       await waitFor(() => listener.with('READY').length === 2, 15_000, 'READY=1 after the reload');
+      // READY=1 and the log line travel different pipes: either may come first
+      await waitFor(() => gw.logs().some((l) => l.msg === 'configuration reloaded'), 5000, 'the reload logged');
       const reloaded = gw.logs().find((l) => l.msg === 'configuration reloaded')!;
       assert.equal([reloaded.kept, reloaded.restarted], [['a'], []]);
       const switched = gw.logs().find((l) => l.msg === 'mqtt settings changed: reconnected')!;
@@ -64,12 +59,11 @@ if (enabled) {
       gw.signal('SIGHUP');
       await waitFor(() => listener.with('READY').length === 3, 10_000, 'READY=1 after the refusal');
       assert.match(listener.with('READY')[2]!.fields.STATUS!, /^reload refused \(\d+ errors\), old configuration kept; 1\/1 devices connected/);
-      assert.ok(gw.logs().some((l) => String(l.msg).startsWith('reload refused') && String(l.msg).includes('devices[0].port')));
+      await waitFor(() => gw.logs().some((l) => String(l.msg).startsWith('reload refused') && String(l.msg).includes('devices[0].port')), 5000, 'the refusal logged');
       const pings = listener.with('WATCHDOG').length;
       await waitFor(() => listener.with('WATCHDOG').length > pings, 10_000, 'pings after the refusal');
 
-      streaming = false;
-      await writer;
+      const n = await stream.stop();
       const all = (): Data[] => [...dataOf(sub1, 'a'), ...dataOf(sub2, 'a')];
       await waitFor(() => new Set(counterValues(all())).size >= n, 10_000, `all ${n} readings across both brokers`);
       const bySeq = new Map(all().map((b) => [b.seq, b]));
@@ -101,20 +95,9 @@ if (enabled) {
     try {
       const gw = e.start(gatewayConfig(silent.url, e.dir, [serialDevice('a', e.pty!.device)]), { NOTIFY_SOCKET: listener.path, WATCHDOG_USEC: '3000000' });
       await waitFor(() => listener.with('READY').length === 1, 15_000, 'READY=1');
-      let streaming = true;
-      let n = 0;
-      const writer = (async () => {
-        while (streaming) {
-          e.instrument!.write(`n=${++n}\n`);
-          await sleep(20);
-        }
-      })();
-      try {
-        await waitFor(() => gw.logs().some((l) => l.msg?.toString().startsWith('watchdog ping withheld')), 20_000, 'the watchdog to give up');
-      } finally {
-        streaming = false;
-        await writer;
-      }
+      const stream = e.stream(20);
+      await waitFor(() => gw.logs().some((l) => l.msg?.toString().startsWith('watchdog ping withheld')), 20_000, 'the watchdog to give up');
+      await stream.stop();
       const withheld = gw.logs().find((l) => String(l.msg).startsWith('watchdog ping withheld'))!;
       assert.match(String(withheld.reason), /^publisher wedged: \d+ batches in flight, no acknowledgement for \d+ s$/);
       assert.ok(silent.publishes > 0, 'the broker did receive batches');

@@ -4,7 +4,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { collect, startMosquitto } from './mosquitto.js';
 import { ptyPair } from './socat.js';
 import { runCli, writeConfig, type CliProcess } from './gateway.js';
-import { tempDir, waitFor } from './peers.js';
+import { sleep, tempDir, waitFor } from './peers.js';
 
 export interface Data {
   gateway: string;
@@ -30,6 +30,43 @@ export class Instrument {
   close(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
+  }
+}
+
+/**
+ * Writes `n=1`, `n=2`, ... into the instrument every `everyMs` until stopped.
+ * A failed write ends the stream and is thrown by stop(), not left as an
+ * unhandled rejection that would end the test process before it reports.
+ */
+export class CounterStream {
+  private n = 0;
+  private running = true;
+  private error: unknown;
+  private readonly done: Promise<void>;
+  constructor(instrument: Instrument, everyMs: number) {
+    this.done = (async () => {
+      while (this.running) {
+        try {
+          instrument.write(`n=${this.n + 1}\n`);
+        } catch (err) {
+          this.error = err;
+          return;
+        }
+        this.n++;
+        await sleep(everyMs);
+      }
+    })();
+  }
+  /** lines written so far */
+  get count(): number {
+    return this.n;
+  }
+  /** stops writing; returns how many lines were written, or throws the write error */
+  async stop(): Promise<number> {
+    this.running = false;
+    await this.done;
+    if (this.error !== undefined) throw new Error(`the instrument stream failed after ${this.n} lines: ${String(this.error)}`);
+    return this.n;
   }
 }
 
@@ -77,6 +114,7 @@ export async function setup(opts: { broker?: boolean; pty?: boolean } = {}) {
   const pty = opts.pty === false ? undefined : await ptyPair(tmp.dir);
   const instrument = pty ? new Instrument(pty.instrument) : undefined;
   const subs: Sub[] = [];
+  const streams: CounterStream[] = [];
   let gw: CliProcess | undefined;
   return {
     dir: tmp.dir,
@@ -88,12 +126,19 @@ export async function setup(opts: { broker?: boolean; pty?: boolean } = {}) {
       subs.push(s);
       return s;
     },
+    /** a counter stream into the instrument; cleanup() stops it before the pty goes */
+    stream(everyMs: number): CounterStream {
+      const s = new CounterStream(instrument!, everyMs);
+      streams.push(s);
+      return s;
+    },
     start(config: object, env: NodeJS.ProcessEnv = {}) {
       const file = writeConfig(tmp.dir, config);
       gw = runCli(['run', '--config', file], { env });
       return gw;
     },
     async cleanup() {
+      for (const s of streams) await s.stop().catch(() => undefined);
       instrument?.close();
       await gw?.stop(5000);
       for (const s of subs) await s.close();
