@@ -49,7 +49,7 @@ if (enabled) {
       const before = Date.now();
       await instrument.write('T=21.5;H=40\r\n');
       await waitFor(() => rec.emits.length >= 2, 2000, 'two readings');
-      assert.equal(rec.emits.map((e) => [e.key, e.value]), [['T', 21.5], ['H', 40]]);
+      assert.equal(rec.emits.map((e) => [e.key, e.value]), [['T', '21.5'], ['H', '40']], "the line's text: the tag converts it");
       const ts = rec.emits[0]?.ts ?? 0;
       assert.ok(ts >= before && ts <= Date.now(), `ts ${ts}`);
       assert.is(rec.emits[1]?.ts, ts);

@@ -5,12 +5,13 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { serialDevice, type SerialDeviceConfig } from '../config/schema.js';
-import { createParser, Fields, toValue } from '../drivers/serial/formats.js';
+import { createParser, Fields } from '../drivers/serial/formats.js';
 import { escapeSample, LineSplitter, type LineEncoding } from '../drivers/serial/lines.js';
 import { SerialDriver } from '../drivers/serial/driver.js';
 import { listPorts, openError } from '../drivers/serial/ports.js';
 import { FakeClock } from '../gateway/clock.js';
-import { PermanentError, type RawValue } from '../gateway/types.js';
+import { newCounters, PermanentError, type RawValue, type Reading } from '../gateway/types.js';
+import { TagPipeline } from '../gateway/tags.js';
 import { SerialPortMock } from 'serialport';
 import { recordingContext } from './helpers/socat.js';
 import { tempDir, waitFor } from './helpers/peers.js';
@@ -138,15 +139,22 @@ function parse(extra: Record<string, unknown>, line: string): Record<string, Raw
   return r;
 }
 
-test('toValue: strict numbers only', () => {
-  for (const [t, v] of [['21.5', 21.5], ['-3', -3], ['+.5', 0.5], ['1e3', 1000], ['7.', 7], ['2E-2', 0.02]] as const) assert.is(toValue(t), v, t);
-  for (const t of ['0x1F', '1,5', 'NaN', 'Infinity', '1e', '.', '', ' 1', 'true', '1e999']) assert.is(toValue(t), t, t);
+test('values stay text from the line to the tag: its type decides, so a string tag keeps "007"', () => {
+  const out: Reading[] = [];
+  const p = new TagPipeline({
+    tags: { id: { type: 'string' }, n: { type: 'integer' }, ok: { type: 'boolean' } },
+    passUnknown: true, clock: new FakeClock(0), out: (r) => out.push(r), counters: newCounters(),
+  });
+  const fields = new Fields();
+  assert.is(createParser(cfg({ format: 'kv' }))('id=007;n=0042;ok=1;T=21.50;state=open;hex=0x1F', fields), undefined);
+  for (let i = 0; i < fields.count; i++) p.input(fields.keys[i]!, fields.values[i]!, 0, 'good');
+  assert.equal(Object.fromEntries(out.map((r) => [r.tag, r.value])), { id: '007', n: 42, ok: true, T: 21.5, state: 'open', hex: '0x1F' });
 });
 
 test('kv: the default separator accepts ";", "," and whitespace, "=" or ":"', () => {
-  assert.equal(parse({ format: 'kv' }, 'T=21.5;H=40'), { T: 21.5, H: 40 });
-  assert.equal(parse({ format: 'kv' }, 'T=21.5, H:40 state=open ok=true;'), { T: 21.5, H: 40, state: 'open', ok: 'true' });
-  assert.equal(parse({ format: 'kv' }, ' T = 1 ; H: 2 '), { T: 1, H: 2 });
+  assert.equal(parse({ format: 'kv' }, 'T=21.5;H=40'), { T: '21.5', H: '40' });
+  assert.equal(parse({ format: 'kv' }, 'T=21.5, H:40 state=open ok=true;'), { T: '21.5', H: '40', state: 'open', ok: 'true' });
+  assert.equal(parse({ format: 'kv' }, ' T = 1 ; H: 2 '), { T: '1', H: '2' });
   assert.equal(parse({ format: 'kv' }, 'time=12:30:01;T='), { time: '12:30:01' });
   assert.equal(parse({ format: 'kv' }, 'hello world'), 'expected key=value at column 1');
   assert.equal(parse({ format: 'kv' }, 'T=1;oops'), 'expected key=value at column 5');
@@ -154,14 +162,14 @@ test('kv: the default separator accepts ";", "," and whitespace, "=" or ":"', ()
 });
 
 test('kv: an explicit separator allows spaces and commas in values', () => {
-  assert.equal(parse({ format: 'kv', separator: '|' }, 'msg=door open, left|T: 1,5|n=2'), { msg: 'door open, left', T: '1,5', n: 2 });
+  assert.equal(parse({ format: 'kv', separator: '|' }, 'msg=door open, left|T: 1,5|n=2'), { msg: 'door open, left', T: '1,5', n: '2' });
   assert.equal(parse({ format: 'kv', separator: '|' }, 'a=1|garbage'), 'expected key=value, got "garbage"');
   assert.equal(parse({ format: 'kv', separator: '|' }, '=1'), 'empty key');
 });
 
 test('json: scalars, arrays of scalars, nested objects flattened with "."', () => {
   assert.equal(parse({ format: 'json' }, '{"T":21.5,"ok":true,"s":"12","n":null,"v":[1,"a"],"m":{"x":1,"y":{"z":"on"}},"deep":[{"a":1}]}'), {
-    T: 21.5, ok: true, s: 12, n: null, v: [1, 'a'], 'm.x': 1, 'm.y.z': 'on',
+    T: 21.5, ok: true, s: '12', n: null, v: [1, 'a'], 'm.x': 1, 'm.y.z': 'on',
   });
   assert.equal(parse({ format: 'json' }, '[1,2]'), 'expected a JSON object');
   assert.equal(parse({ format: 'json' }, '42'), 'expected a JSON object');
@@ -170,17 +178,17 @@ test('json: scalars, arrays of scalars, nested objects flattened with "."', () =
 });
 
 test('csv: columns, separator, wrong field count', () => {
-  assert.equal(parse({ format: 'csv', columns: ['weight', 'tare'] }, ' 12.5 , 0 '), { weight: 12.5, tare: 0 });
-  assert.equal(parse({ format: 'csv', columns: ['a', 'b'], separator: ';' }, 'x;-1'), { a: 'x', b: -1 });
+  assert.equal(parse({ format: 'csv', columns: ['weight', 'tare'] }, ' 12.5 , 0 '), { weight: '12.5', tare: '0' });
+  assert.equal(parse({ format: 'csv', columns: ['a', 'b'], separator: ';' }, 'x;-1'), { a: 'x', b: '-1' });
   assert.equal(parse({ format: 'csv', columns: ['a', 'b'] }, '1,2,3'), 'expected 2 fields, got 3');
   assert.equal(parse({ format: 'csv', columns: ['a', 'b'] }, '1'), 'expected 2 fields, got 1');
-  assert.equal(parse({ format: 'csv', columns: ['a', 'b'] }, '1,'), { a: 1 });
+  assert.equal(parse({ format: 'csv', columns: ['a', 'b'] }, '1,'), { a: '1' });
 });
 
 test('regex: named groups; no match is a parse error', () => {
   const pattern = String.raw`^W:\s*(?<weight>[-\d.]+)\s*g(?:\s+(?<flag>\w+))?$`;
-  assert.equal(parse({ format: 'regex', pattern }, 'W: 12.5 g'), { weight: 12.5 });
-  assert.equal(parse({ format: 'regex', pattern }, 'W: 12.5 g STABLE'), { weight: 12.5, flag: 'STABLE' });
+  assert.equal(parse({ format: 'regex', pattern }, 'W: 12.5 g'), { weight: '12.5' });
+  assert.equal(parse({ format: 'regex', pattern }, 'W: 12.5 g STABLE'), { weight: '12.5', flag: 'STABLE' });
   assert.equal(parse({ format: 'regex', pattern }, 'E: overload'), 'line does not match the pattern');
 });
 
@@ -191,7 +199,7 @@ test('binary noise and control characters are parse errors in every format', () 
   }
   assert.equal(parse({ format: 'kv', encoding: 'ascii' }, 'T=\u00e9'), 'binary data or control characters');
   assert.equal(parse({ format: 'kv', encoding: 'latin1' }, 'T=\u00e9'), { T: '\u00e9' });
-  assert.equal(parse({ format: 'kv' }, 'T=1\tH=2'), { T: 1, H: 2 });
+  assert.equal(parse({ format: 'kv' }, 'T=1\tH=2'), { T: '1', H: '2' });
 });
 
 test('options that cannot work are PermanentErrors', () => {

@@ -1,6 +1,8 @@
 // Parsers from one line of a serial instrument to named fields. Bad input is
 // normal on a serial line, so a parser reports it as a reason string instead
 // of throwing, and writes into a Fields object reused from line to line.
+// Values stay text: the tag's type decides (numeric text becomes a number
+// for an untyped or numeric tag; a `type: string` tag keeps "007" as it came).
 import type { SerialDeviceConfig } from '../../config/schema.js';
 import { PermanentError, type RawValue } from '../../gateway/types.js';
 
@@ -22,20 +24,12 @@ export type LineParser = (line: string, out: Fields) => string | undefined;
 
 export type FormatOptions = Pick<SerialDeviceConfig, 'format' | 'columns' | 'separator' | 'pattern' | 'encoding'>;
 
-const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
 // C0/C1 controls other than tab, CR and LF, DEL, and U+FFFD (what invalid
 // UTF-8 decodes to): signs of binary noise or a wrong baud rate
 const NOISE = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]/;
 const NOISE_ASCII = /[^\x09\x0a\x0d\x20-\x7e]/;
 // one pair of the default kv syntax: key, "=" or ":", value, then any of ";", "," or whitespace
 const KV_PAIR = /[;,\s]*([^\s;,=:]+)\s*[=:]\s*([^\s;,]*)[;,\s]*/y;
-
-/** numeric-looking text becomes a number; everything else stays text */
-export function toValue(text: string): RawValue {
-  if (!NUMBER.test(text)) return text;
-  const n = Number(text);
-  return Number.isFinite(n) ? n : text;
-}
 
 /** the parser for a device's format; throws PermanentError when the options cannot work */
 export function createParser(options: FormatOptions): LineParser {
@@ -84,7 +78,7 @@ function parseKvDefault(line: string, out: Fields): string | undefined {
       return `expected key=value at column ${pos + 1}`;
     }
     const value = m[2] as string;
-    if (value !== '') out.add(m[1] as string, toValue(value));
+    if (value !== '') out.add(m[1] as string, value);
     pos = KV_PAIR.lastIndex;
   }
   return undefined;
@@ -104,7 +98,7 @@ function kvParser(separator: string): LineParser {
       if (key === '') return 'empty key';
       const value = part.slice(at + 1).trim();
       // an instrument leaves a value empty when a sensor is missing: skip that one
-      if (value !== '') out.add(key, toValue(value));
+      if (value !== '') out.add(key, value);
     }
     return undefined;
   };
@@ -126,7 +120,7 @@ function flatten(obj: Record<string, unknown>, prefix: string, out: Fields): voi
   for (const key of Object.keys(obj)) {
     const v = obj[key];
     const name = prefix === '' ? key : `${prefix}.${key}`;
-    if (typeof v === 'string') out.add(name, toValue(v));
+    if (typeof v === 'string') out.add(name, v);
     else if (typeof v === 'number' || typeof v === 'boolean' || v === null) out.add(name, v);
     else if (Array.isArray(v)) {
       // arrays of scalars are values of their own; anything deeper has no tag shape
@@ -145,7 +139,7 @@ function csvParser(columns: readonly string[], separator: string): LineParser {
     if (parts.length !== columns.length) return `expected ${columns.length} fields, got ${parts.length}`;
     for (let i = 0; i < parts.length; i++) {
       const value = (parts[i] as string).trim();
-      if (value !== '') out.add(columns[i] as string, toValue(value));
+      if (value !== '') out.add(columns[i] as string, value);
     }
     return undefined;
   };
@@ -159,7 +153,7 @@ function regexParser(re: RegExp): LineParser {
     if (groups !== undefined) {
       for (const name of Object.keys(groups)) {
         const value = groups[name];
-        if (value !== undefined) out.add(name, toValue(value));
+        if (value !== undefined) out.add(name, value);
       }
     }
     return undefined;

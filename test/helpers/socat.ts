@@ -26,6 +26,7 @@ import { SerialPortStream } from '@serialport/stream';
 import { osBinding } from '../../drivers/serial/ports.js';
 import type { Clock, DeviceState, DriverContext, Logger, RawValue } from '../../gateway/types.js';
 import { systemClock } from '../../gateway/clock.js';
+import { coerceValue } from '../../gateway/tags.js';
 import { sleep, which } from './peers.js';
 
 export interface PtyPair {
@@ -174,7 +175,7 @@ export interface Recorder {
   readonly timeouts: number;
   abort(): void;
   /** the values emitted for one key, in order */
-  values(key: string): RawValue[];
+  values(key: string): Array<RawValue | undefined>;
   lastStatus(): { state: DeviceState; error?: string } | undefined;
 }
 
@@ -194,7 +195,8 @@ export function recordingContext(deviceId = 'dev1', clock: Clock = systemClock):
       return timeouts;
     },
     abort: () => controller.abort(),
-    values: (key) => rec.emits.filter((e) => e.key === key).map((e) => e.value),
+    // as an untyped tag sees them: a serial driver emits text, the tag converts it
+    values: (key) => rec.emits.filter((e) => e.key === key).map((e) => coerceValue(undefined, e.value)),
     lastStatus: () => rec.statuses[rec.statuses.length - 1],
     ctx: {
       deviceId,
