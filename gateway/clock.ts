@@ -3,6 +3,7 @@ import type { Clock, TimerHandle } from './types.js';
 /** The real clock. Timers are unref'd only by their owners where that is right. */
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
@@ -12,6 +13,8 @@ interface FakeTimer { at: number; seq: number; fn: () => void; cancelled: boolea
 /** A clock for tests: time moves only when advance() is called. */
 export class FakeClock implements Clock {
   private t: number;
+  /** how far the wall clock has been stepped away from the monotonic one */
+  private wallOffset = 0;
   private seq = 0;
   private timers: FakeTimer[] = [];
 
@@ -20,7 +23,16 @@ export class FakeClock implements Clock {
   }
 
   now(): number {
+    return this.t + this.wallOffset;
+  }
+
+  monotonic(): number {
     return this.t;
+  }
+
+  /** steps the wall clock (an NTP correction): now() moves, monotonic() and timers do not */
+  stepWall(ms: number): void {
+    this.wallOffset += ms;
   }
 
   setTimeout(fn: () => void, ms: number): TimerHandle {

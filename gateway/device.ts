@@ -58,7 +58,7 @@ export class DeviceTask {
     this.id = config.id;
     this.status = { state: 'connecting', since: clock.now() };
     this.driver = opts.driver;
-    this.parseLog = new RateLimitedLog(opts.log, PARSE_LOG_INTERVAL_MS, () => clock.now());
+    this.parseLog = new RateLimitedLog(opts.log, PARSE_LOG_INTERVAL_MS, () => clock.monotonic());
     this.batcher = new Batcher({
       gatewayId: opts.gatewayId,
       deviceId: config.id,
@@ -110,7 +110,7 @@ export class DeviceTask {
 
   private setStatus(state: DeviceState, error?: string): void {
     if (state === this.status.state && error === this.status.error) return;
-    if (state === 'connected') this.connectedSince ??= this.opts.clock.now();
+    if (state === 'connected') this.connectedSince ??= this.opts.clock.monotonic();
     else if (state !== 'error') this.connectedSince = undefined;
     this.status = error === undefined ? { state, since: this.opts.clock.now() } : { state, since: this.opts.clock.now(), error };
     this.opts.onStatus(this.id, this.status);
@@ -163,7 +163,7 @@ export class DeviceTask {
           return;
         }
         // a connection that stayed up resets the backoff; one that fails at once (a flapping port) does not
-        if (this.connectedSince !== undefined && clock.now() - this.connectedSince >= STABLE_CONNECTION_MS) attempt = 0;
+        if (this.connectedSince !== undefined && clock.monotonic() - this.connectedSince >= STABLE_CONNECTION_MS) attempt = 0;
         this.setStatus('disconnected', message);
         const delay = backoffDelay(attempt++, this.opts.backoff);
         this.counters.reconnects++;

@@ -46,7 +46,7 @@ export class Gateway {
     this.config = config;
     this.log = opts.log;
     this.clock = opts.clock ?? systemClock;
-    this.stats = new StatsCollector(() => this.clock.now());
+    this.stats = new StatsCollector(this.clock);
     this.startedAt = this.clock.now();
   }
 
@@ -177,7 +177,7 @@ export class Gateway {
   healthy(stallMs: number): Health {
     const p = this.publisher;
     if (!p) return { ok: false, reason: 'not started' };
-    return this.progress.check(p.stats(), this.clock.now(), stallMs);
+    return this.progress.check(p.stats(), this.clock.monotonic(), stallMs);
   }
 
   /** the numbers of the systemd STATUS= line */

@@ -81,7 +81,7 @@ export class ServiceNotifier {
   /** "2/3 devices connected, 41.5 readings/s, buffer 0 batches (0 B), mqtt connected" */
   statusLine(): string {
     const s = this.#o.source.summary();
-    const now = this.#clock.now();
+    const now = this.#clock.monotonic();
     let rate = 0;
     if (this.#last && now > this.#last.at) rate = Math.max(0, s.readings_in - this.#last.readings) / ((now - this.#last.at) / 1000);
     this.#last = { at: now, readings: s.readings_in };
@@ -90,7 +90,7 @@ export class ServiceNotifier {
   }
 
   #schedule(): void {
-    this.#due = this.#clock.now() + this.#tickMs;
+    this.#due = this.#clock.monotonic() + this.#tickMs;
     this.#timer = this.#clock.setTimeout(() => this.#tick(), this.#tickMs);
     (this.#timer as { unref?: () => void }).unref?.();
   }
@@ -101,7 +101,7 @@ export class ServiceNotifier {
   }
 
   #tick(): void {
-    const late = this.#clock.now() - this.#due;
+    const late = this.#clock.monotonic() - this.#due;
     const status = this.statusLine();
     const w = this.#o.notify.watchdogMs;
     if (w === undefined) {

@@ -3,6 +3,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { BufferStats } from './buffer/types.js';
 import type { DeviceTask } from './device.js';
+import type { Clock } from './types.js';
 
 export type { BufferStats };
 
@@ -12,8 +13,8 @@ export class StatsCollector {
   private readonly histogram: IntervalHistogram;
   private readonly startedAt: number;
 
-  constructor(private readonly now: () => number) {
-    this.startedAt = now();
+  constructor(private readonly clock: Clock) {
+    this.startedAt = clock.monotonic();
     this.histogram = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
   }
 
@@ -39,10 +40,9 @@ export class StatsCollector {
     for (const d of devices) {
       perDevice[d.id] = { state: d.status.state, ...d.counters };
     }
-    const t = this.now();
     return {
-      ts: t,
-      uptime_s: Math.round((t - this.startedAt) / 1000),
+      ts: this.clock.now(),
+      uptime_s: Math.round((this.clock.monotonic() - this.startedAt) / 1000),
       rss_bytes: process.memoryUsage.rss(),
       event_loop_delay_p99_ms: this.eventLoopP99Ms(),
       buffer,

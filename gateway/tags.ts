@@ -189,7 +189,7 @@ class TagState {
       return;
     }
     if (!this.timed) { this.send(v, ts, q, 0); return; }
-    const now = this.sink.clock.now();
+    const now = this.sink.clock.monotonic();
     if (this.minInterval > 0 && this.sent && now - this.sentAt < this.minInterval) {
       if (this.holding) this.sink.counters.filtered++;
       else if (this.holdTimer === null) this.holdTimer = this.sink.clock.setTimeout(this.onHoldEnd, this.sentAt + this.minInterval - now);
@@ -225,14 +225,14 @@ class TagState {
   private sendHeld(): void {
     if (!this.holding) return;
     this.holding = false;
-    this.send(this.heldValue, this.heldTs, this.heldQuality, this.sink.clock.now());
+    this.send(this.heldValue, this.heldTs, this.heldQuality, this.sink.clock.monotonic());
   }
 
   // One timer per period: readings that pass only move sentAt, and the timer
   // re-arms for whatever remains of the period when it fires.
   private heartbeat(): void {
     this.heartbeatTimer = null;
-    const now = this.sink.clock.now();
+    const now = this.sink.clock.monotonic();
     const due = this.sentAt + this.maxInterval;
     if (now < due) {
       this.heartbeatTimer = this.sink.clock.setTimeout(this.onHeartbeat, due - now);
@@ -241,7 +241,7 @@ class TagState {
       if (this.holdTimer !== null) { this.sink.clock.clearTimeout(this.holdTimer); this.holdTimer = null; }
       this.sendHeld();
     } else {
-      this.send(this.lastValue, now, this.lastQuality, now);
+      this.send(this.lastValue, this.sink.clock.now(), this.lastQuality, now);
     }
   }
 

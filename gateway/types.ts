@@ -20,7 +20,13 @@ export interface Reading {
 
 /** Time, injected so that filters, the batcher and the supervisor can be tested instantly. */
 export interface Clock {
+  /** wall-clock ms since the epoch: for timestamps only */
   now(): number;
+  /**
+   * ms on a clock that never steps (NTP corrections, a Pi without a real-time
+   * clock): for intervals and deadlines; only differences mean anything
+   */
+  monotonic(): number;
   setTimeout(fn: () => void, ms: number): TimerHandle;
   clearTimeout(handle: TimerHandle): void;
 }

@@ -177,7 +177,7 @@ test('an unhealthy gateway gets no WATCHDOG=1, says why in STATUS=, and logs the
 test('a watchdog timer that fires late (a blocked event loop) withholds the ping', () => {
   const fake = new FakeClock();
   let skew = 0;
-  const clock: Clock = { now: () => fake.now() + skew, setTimeout: (fn, ms) => fake.setTimeout(fn, ms), clearTimeout: (h) => fake.clearTimeout(h) };
+  const clock: Clock = { now: () => fake.now() + skew, monotonic: () => fake.now() + skew, setTimeout: (fn, ms) => fake.setTimeout(fn, ms), clearTimeout: (h) => fake.clearTimeout(h) };
   const { sock, svc, kinds } = notifier(2000, source(), clock);
   svc.started();
   fake.advance(1000);
@@ -187,6 +187,19 @@ test('a watchdog timer that fires late (a blocked event loop) withholds the ping
   assert.match(sock.sent.at(-1)!, /event loop blocked: the watchdog timer fired 1500 ms late/);
   fake.advance(1000); // on time again
   assert.equal(kinds().at(-1), 'WATCHDOG');
+  svc.close();
+});
+
+test('a wall clock stepped forward (NTP at boot) is no late watchdog timer: the pings go on', () => {
+  const clock = new FakeClock();
+  const { svc, kinds } = notifier(2000, source(), clock);
+  svc.started();
+  clock.advance(1000);
+  clock.stepWall(6 * 3_600_000);
+  clock.advance(1000);
+  clock.stepWall(-3_600_000);
+  clock.advance(1000);
+  assert.equal(kinds(), ['READY', 'WATCHDOG', 'WATCHDOG', 'WATCHDOG']);
   svc.close();
 });
 

@@ -9,8 +9,8 @@ import { createParser, Fields } from '../drivers/serial/formats.js';
 import { escapeSample, LineSplitter, type LineEncoding } from '../drivers/serial/lines.js';
 import { SerialDriver } from '../drivers/serial/driver.js';
 import { listPorts, openError } from '../drivers/serial/ports.js';
-import { FakeClock } from '../gateway/clock.js';
-import { newCounters, PermanentError, type RawValue, type Reading } from '../gateway/types.js';
+import { FakeClock, systemClock } from '../gateway/clock.js';
+import { newCounters, PermanentError, type Clock, type RawValue, type Reading } from '../gateway/types.js';
 import { TagPipeline } from '../gateway/tags.js';
 import { SerialPortMock } from 'serialport';
 import { recordingContext } from './helpers/socat.js';
@@ -223,6 +223,26 @@ test('driver: runs on an injected binding (the demo uses the mock one)', async (
     rec.abort();
     await run;
     assert.equal(rec.statuses, [{ state: 'connecting' }, { state: 'connected' }]);
+  } finally {
+    binding.reset();
+  }
+});
+
+test('driver: polls go on when the wall clock is stepped back an hour', async () => {
+  const binding = SerialPortMock.binding;
+  binding.createPort('/dev/FAKE3', { echo: true });
+  try {
+    let wallOffset = 0;
+    const clock: Clock = { ...systemClock, now: () => Date.now() + wallOffset };
+    const rec = recordingContext('d', clock);
+    const run = new SerialDriver(cfg({ port: '/dev/FAKE3', request: 'n=1\n', poll_interval: 20, timeout: 500, no_data_timeout: 1000 }), { binding }).run(rec.ctx);
+    await waitFor(() => rec.values('n').length >= 3, 2000, 'three answers');
+    wallOffset = -3_600_000;
+    const before = rec.values('n').length;
+    await waitFor(() => rec.values('n').length >= before + 5, 3000, 'five more answers after the step');
+    rec.abort();
+    await run;
+    assert.equal(rec.statuses, [{ state: 'connecting' }, { state: 'connected' }], 'no "no data" failure either');
   } finally {
     binding.reset();
   }

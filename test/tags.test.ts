@@ -186,6 +186,21 @@ test('max_interval: the last value is repeated with ts = now and its quality', (
   settled(counters, 2);
 });
 
+test('a wall clock stepped back an hour (NTP on a Pi without a clock) holds nothing back; heartbeats carry the new wall time', () => {
+  const { p, out, clock } = setup({ a: { min_interval: 1000, max_interval: 5000 } });
+  p.input('a', 1, T0, 'good');
+  clock.advance(1000);
+  clock.stepWall(-3_600_000);
+  p.input('a', 2, clock.now(), 'good');
+  assert.equal(out.map((r) => r.value), [1, 2], 'min_interval measured on the monotonic clock');
+  clock.advance(500);
+  p.input('a', 3, clock.now(), 'good');
+  clock.advance(500);
+  assert.equal(out.map((r) => r.value), [1, 2, 3], 'the held value after min_interval, not after an hour');
+  clock.advance(5000);
+  assert.equal(out[3], { tag: 'a', value: 3, ts: T0 + 7000 - 3_600_000, quality: 'good' }, 'heartbeat after max_interval, stamped with the wall clock');
+});
+
 test('max_interval: a reading that passes resets the heartbeat, without a timer per reading', () => {
   const { p, out, clock } = setup({ a: { max_interval: 1000 } });
   p.input('a', 1, T0, 'good');

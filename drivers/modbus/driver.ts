@@ -130,7 +130,7 @@ class Poller {
     let state: 'connecting' | 'connected' | 'disconnected' = 'connecting';
     let misses = 0;
     let attempt = 0;
-    let nextAt = clock.now();
+    let nextAt = clock.monotonic();
     while (!stop.signal.aborted) {
       const outcome = await this.round();
       if (stop.signal.aborted) return;
@@ -148,7 +148,7 @@ class Poller {
         }
         ctx.timeout();
       }
-      const now = clock.now();
+      const now = clock.monotonic();
       if (state === 'disconnected') {
         // probed with backoff; on its answer the grid starts again from then
         const delay = backoffDelay(attempt++);

@@ -117,7 +117,7 @@ class Connection {
     port.on('error', this.onError);
     ctx.signal.addEventListener('abort', this.onAbort, { once: true });
     ctx.setStatus('connected');
-    const now = ctx.clock.now();
+    const now = ctx.clock.monotonic();
     this.lastDataAt = now;
     if (config.no_data_timeout !== undefined && config.no_data_timeout > 0) this.armWatchdog(config.no_data_timeout);
     if (config.request !== undefined) {
@@ -141,7 +141,7 @@ class Connection {
 
   private readonly onData = (chunk: Buffer): void => {
     try {
-      if (this.watchdog !== undefined) this.lastDataAt = this.ctx.clock.now();
+      if (this.watchdog !== undefined) this.lastDataAt = this.ctx.clock.monotonic();
       this.splitter.push(chunk);
     } catch (e) {
       // a throwing consumer must not become an uncaught exception inside the stream
@@ -204,7 +204,7 @@ class Connection {
     const limit = this.config.no_data_timeout as number;
     this.watchdog = this.ctx.clock.setTimeout(() => {
       this.watchdog = undefined;
-      const idle = this.ctx.clock.now() - this.lastDataAt;
+      const idle = this.ctx.clock.monotonic() - this.lastDataAt;
       if (idle >= limit) this.fail(new Error(`no data for ${limit} ms`));
       else this.armWatchdog(limit - idle);
     }, ms);
@@ -239,7 +239,7 @@ class Connection {
       if (++this.misses === MISSES_BEFORE_ERROR) ctx.setStatus('error', `no answer to ${MISSES_BEFORE_ERROR} requests in a row`);
     }
     // on the fixed grid of poll_interval; a slot missed while waiting is skipped, not caught up
-    const now = ctx.clock.now();
+    const now = ctx.clock.monotonic();
     this.nextPollAt += config.poll_interval;
     if (this.nextPollAt < now) this.nextPollAt = now;
     this.schedulePoll(this.nextPollAt - now);

@@ -39,6 +39,7 @@ export interface DiskBufferOptions {
   spillBytes?: number;
   segmentBytes?: number;
   retryMs?: number;
+  /** monotonic ms, for retries and read pacing */
   now?: () => number;
 }
 
@@ -77,7 +78,7 @@ export class DiskBuffer implements BatchBuffer {
     this.#always = opts.durability === 'always';
     this.#memoryBytes = opts.memoryBytes ?? 4 * 1024 * 1024;
     this.#spillBytes = opts.spillBytes ?? 1024 * 1024;
-    this.#now = opts.now ?? Date.now;
+    this.#now = opts.now ?? (() => performance.now());
     this.#overflow = new OverflowLog(opts.log, 'disk buffer');
     this.#back = new ReadBack(disk, opts.log, this.#now, (lost) => { this.#damaged += lost; this.#size -= lost; }, () => this.onReadable?.());
   }
