@@ -8,6 +8,8 @@ import { openBuses } from '../drivers/modbus/bus.js';
 import { ModbusDriver } from '../drivers/modbus/driver.js';
 import { LAYOUT, layoutTags, qualityRecorder, requirePymodbus, start, startModbusPeer, type ModbusPeer, type Rec } from './peers/modbus.js';
 import { freePort, waitFor } from './helpers/peers.js';
+import { systemClock } from '../gateway/clock.js';
+import type { Clock } from '../gateway/types.js';
 
 const enabled = requirePymodbus();
 
@@ -46,6 +48,23 @@ if (enabled) {
     const polls = rec.values('u16').length;
     const counts = await peer.counts();
     assert.ok(counts['1:3']! >= polls && counts['1:3']! <= polls + 1, `${counts['1:3']} reads for ${polls} polls`);
+    assert.is(r.outcome(), 'resolved');
+  }));
+
+  test('polls go on when the wall clock is stepped back an hour', () => withPeer([1], async (peer, recs) => {
+    await peer.set(1, 'holding', 0, [7]);
+    const rec = qualityRecorder('m');
+    recs.push(rec);
+    let wallOffset = 0;
+    const clock: Clock = { ...systemClock, now: () => Date.now() + wallOffset };
+    const driver = new ModbusDriver(device('m', peer.port, { poll_interval: 50, tags: { v: { area: 'holding', address: 0, type: 'uint16' } } }));
+    const r = start(driver, { ...rec, ctx: { ...rec.ctx, clock } });
+    await waitFor(() => rec.values('v').length >= 3, 5000, 'three polls');
+    wallOffset = -3_600_000;
+    const before = rec.values('v').length;
+    await waitFor(() => rec.values('v').length >= before + 5, 5000, 'five more polls after the step');
+    rec.abort();
+    await r.done;
     assert.is(r.outcome(), 'resolved');
   }));
 
