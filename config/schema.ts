@@ -64,6 +64,12 @@ export const modbusTag = z.strictObject({
   byte_swap: z.boolean().default(false),
 });
 
+/** a Modbus tag's type, with its area's default: bool for coils and discrete inputs, uint16 for registers */
+export function modbusTagType(tag: z.output<typeof modbusTag>): NonNullable<z.output<typeof modbusTag>['type']> {
+  if (tag.type !== undefined) return tag.type;
+  return tag.area === 'coil' || tag.area === 'discrete' ? 'bool' : 'uint16';
+}
+
 export const opcuaTag = z.strictObject({
   ...tagCommon,
   type: valueType.optional(),

@@ -2,22 +2,35 @@
 // the value fits the tag's type, min and max. min and max are in the units
 // the tag publishes (after scale and offset), so a numeric write is converted
 // back to the device's raw units before it is sent.
-import type { TagConfig } from '../config/schema.js';
-import { coerceValue, valueTypeOf } from './tags.js';
+import { modbusTagType, type TagConfig, type ValueType } from '../config/schema.js';
+import { valueTypeOf } from './tags.js';
 
 export type WriteCheck = { ok: true; value: number | boolean | string } | { ok: false; error: string };
 
+/** a write payload that is not JSON: refused with its text in the error */
+export class NotJson {
+  constructor(readonly text: string) {}
+}
+
+/**
+ * The JSON value must already be of the tag's type: a number for number and
+ * integer tags, true/false for boolean ones, a string in quotes for string
+ * ones. Nothing is converted between kinds ("7" is not 7, 1 is not true). A
+ * tag without a type takes any of them and the device decides (an OPC UA node
+ * knows its DataType); a Modbus tag has its area's default (bool, uint16).
+ */
 export function checkWrite(tag: TagConfig, raw: unknown): WriteCheck {
   if (!tag.writable) return { ok: false, error: 'tag is not writable' };
-  // a tag without a type takes numbers; Modbus register types imply theirs
-  const type = valueTypeOf(tag.type) ?? 'number';
-  const isScalar = typeof raw === 'number' || typeof raw === 'boolean' || typeof raw === 'string';
+  if (raw instanceof NotJson) {
+    return { ok: false, error: `the payload is not JSON: ${JSON.stringify(raw.text.slice(0, 40))} (a string is written in quotes)` };
+  }
+  const type = valueTypeOf('area' in tag ? modbusTagType(tag) : tag.type);
   // the type is the raw value's: with scale or offset an integer tag takes any number, checked once converted back
   const scaled = tag.scale !== undefined || tag.offset !== undefined;
-  const value = isScalar ? coerceValue(scaled && type === 'integer' ? 'number' : type, raw) : undefined;
-  if (value === undefined || value === null || Array.isArray(value)) {
-    return { ok: false, error: `expected a value of type ${type}, got ${JSON.stringify(raw)?.slice(0, 40)}` };
+  if (!fits(type, raw, scaled)) {
+    return { ok: false, error: `expected a value of type ${type ?? 'number, boolean or string'}, got ${JSON.stringify(raw)?.slice(0, 40)}` };
   }
+  const value = raw as number | boolean | string;
   if (typeof value === 'string' && CONTROL.test(value)) {
     // a newline or other control character would let one write smuggle a second command onto the line
     return { ok: false, error: 'a string value must not contain control characters' };
@@ -27,13 +40,23 @@ export function checkWrite(tag: TagConfig, raw: unknown): WriteCheck {
     if (tag.max !== undefined && value > tag.max) return { ok: false, error: `value ${value} is above max ${tag.max}` };
     if (scaled) return toRaw(tag, value, type);
   }
-  return { ok: true, value: value as number | boolean | string };
+  return { ok: true, value };
+}
+
+function fits(type: ValueType | undefined, v: unknown, scaled: boolean): boolean {
+  switch (type) {
+    case undefined: return (typeof v === 'number' && Number.isFinite(v)) || typeof v === 'boolean' || typeof v === 'string';
+    case 'number': return typeof v === 'number' && Number.isFinite(v);
+    case 'integer': return typeof v === 'number' && (scaled ? Number.isFinite(v) : Number.isInteger(v));
+    case 'boolean': return typeof v === 'boolean';
+    case 'string': return typeof v === 'string';
+  }
 }
 
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** the inverse of `value * scale + offset` */
-function toRaw(tag: TagConfig, value: number, type: string): WriteCheck {
+function toRaw(tag: TagConfig, value: number, type: ValueType | undefined): WriteCheck {
   const scale = tag.scale ?? 1;
   if (scale === 0) return { ok: false, error: 'tag has scale 0: its raw value cannot be derived' };
   let raw = (value - (tag.offset ?? 0)) / scale;
@@ -44,7 +67,7 @@ function toRaw(tag: TagConfig, value: number, type: string): WriteCheck {
   return { ok: true, value: raw };
 }
 
-/** a write payload: a JSON value, {"value": x}, or bare text taken as a string */
+/** a write payload: a JSON value, or {"value": x}; anything else is NotJson */
 export function parseWritePayload(payload: Buffer): unknown {
   const text = payload.toString('utf8').trim();
   try {
@@ -52,6 +75,6 @@ export function parseWritePayload(payload: Buffer): unknown {
     if (v !== null && typeof v === 'object' && !Array.isArray(v) && 'value' in v) return (v as { value: unknown }).value;
     return v;
   } catch {
-    return text;
+    return new NotJson(text);
   }
 }

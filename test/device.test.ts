@@ -7,13 +7,14 @@ import { FakeClock } from '../gateway/clock.js';
 import { DeviceTask, type DeviceStatus } from '../gateway/device.js';
 import { createLogger } from '../gateway/logger.js';
 import { PermanentError, type Batch, type Driver, type DriverContext, type Logger } from '../gateway/types.js';
+import { NotJson, parseWritePayload } from '../gateway/writes.js';
 
 const log = createLogger({ level: 'silent' });
 const settle = () => new Promise((r) => setImmediate(r));
 
 function device(extra: Record<string, unknown> = {}): DeviceConfig {
   const cfg = configSchema.parse({
-    devices: [{ id: 'dev1', driver: 'serial', port: '/dev/null', write_template: 'SET {tag} {value}\n', tags: { T: { name: 'temperature' }, sp: { writable: true, type: 'number', min: 0, max: 100 }, ro: {}, mode: { writable: true, type: 'string' }, temp_sp: { writable: true, type: 'integer', scale: 0.1, offset: -40, min: -40, max: 85 } }, ...extra }],
+    devices: [{ id: 'dev1', driver: 'serial', port: '/dev/null', write_template: 'SET {tag} {value}\n', tags: { T: { name: 'temperature' }, sp: { writable: true, type: 'number', min: 0, max: 100 }, ro: {}, any: { writable: true }, on: { writable: true, type: 'boolean' }, mode: { writable: true, type: 'string' }, temp_sp: { writable: true, type: 'integer', scale: 0.1, offset: -40, min: -40, max: 85 } }, ...extra }],
   });
   return cfg.devices[0]!;
 }
@@ -211,7 +212,7 @@ test('writes reach only writable tags, checked against type, min and max', async
   task.start();
   await settle();
   await task.write('sp', 42);
-  await task.write('sp', '7.5');
+  await task.write('sp', 7.5);
   assert.equal(driver.writes, [['sp', 42], ['sp', 7.5]]);
   const refused = async (tag: string, v: unknown, re: RegExp) => {
     try { await task.write(tag, v); assert.unreachable(`write ${tag}=${String(v)} should fail`); } catch (e) { assert.match((e as Error).message, re); }
@@ -219,6 +220,15 @@ test('writes reach only writable tags, checked against type, min and max', async
   await refused('temperature', 1, /not writable/);
   await refused('ro', 1, /not writable/);
   await refused('sp', 'abc', /expected a value of type number/);
+  // the JSON value must be of the tag's type: nothing is converted between kinds
+  await refused('sp', '7.5', /expected a value of type number, got "7.5"/);
+  await refused('sp', true, /expected a value of type number/);
+  await refused('on', 1, /expected a value of type boolean, got 1/);
+  await refused('on', 'true', /expected a value of type boolean/);
+  await refused('mode', 5, /expected a value of type string, got 5/);
+  await refused('sp', new NotJson('hello'), /the payload is not JSON: "hello"/);
+  await refused('ro', new NotJson('hello'), /not writable/);
+  await refused('any', [1], /expected a value of type number, boolean or string/);
   await refused('sp', { a: 1 }, /expected a value of type number/);
   await refused('sp', 101, /above max 100/);
   await refused('sp', -1, /below min 0/);
@@ -229,8 +239,22 @@ test('writes reach only writable tags, checked against type, min and max', async
   await task.write('temp_sp', 21.5);
   await refused('temp_sp', 21.55, /not a whole number of raw units/);
   await refused('temp_sp', 90, /above max 85/);
-  assert.equal(driver.writes.slice(2), [['mode', 'auto'], ['temp_sp', 615]]);
+  // without a type any JSON scalar goes to the device, which knows what it takes
+  await task.write('any', 'x');
+  await task.write('on', false);
+  assert.equal(driver.writes.slice(2), [['mode', 'auto'], ['temp_sp', 615], ['any', 'x'], ['on', false]]);
   await task.stop();
+});
+
+test('write payloads: a JSON value or {"value": x}; anything else is not JSON', () => {
+  const parse = (t: string) => parseWritePayload(Buffer.from(t));
+  assert.is(parse(' 21.5 '), 21.5);
+  assert.is(parse('"auto"'), 'auto');
+  assert.is(parse('true'), true);
+  assert.is(parse('{"value":7}'), 7);
+  assert.equal(parse('[1,2]'), [1, 2]);
+  assert.ok(parse('auto') instanceof NotJson);
+  assert.ok(parse('') instanceof NotJson);
 });
 
 test.run();

@@ -40,7 +40,7 @@ test('values: scalars, 64-bit integers, DateTime as ms, arrays; other types are 
   assert.instance(rawValueOf(new Variant({ dataType: DataType.LocalizedText, value: { text: 'x' } })), UnsupportedValue);
 });
 
-test('writes: integers whole and in range, floats finite, booleans, strings, dates; arrays and other types refused', () => {
+test('writes: integers whole and in range, floats finite, booleans, strings, dates, each only from its JSON kind; arrays and other types refused', () => {
   const ok = (dataType: DataType, v: number | boolean | string) => {
     const r = toVariant({ dataType, array: false }, v);
     if (!r.ok) assert.unreachable(r.error);
@@ -54,7 +54,7 @@ test('writes: integers whole and in range, floats finite, booleans, strings, dat
   assert.is(ok(DataType.Int16, -32768).value, -32768);
   assert.is(ok(DataType.Byte, 255).dataType, DataType.Byte);
   assert.is(ok(DataType.Double, 1.25).value, 1.25);
-  assert.is(ok(DataType.Boolean, 1).value, true);
+  assert.is(ok(DataType.Boolean, true).value, true);
   assert.is(ok(DataType.String, 'x').value, 'x');
   assert.is((ok(DataType.DateTime, '2026-11-27T12:00:00Z').value as Date).getTime(), Date.UTC(2026, 10, 27, 12));
   refused(DataType.Int16, 32768, /Int16: 32768 is out of range -32768\.\.32767/);
@@ -63,6 +63,8 @@ test('writes: integers whole and in range, floats finite, booleans, strings, dat
   refused(DataType.Float, 1e39, /out of the Float range/);
   refused(DataType.Double, 'x', /expected a number/);
   refused(DataType.Boolean, 2, /expected true or false/);
+  refused(DataType.Boolean, 1, /Boolean: expected true or false, got 1/);
+  refused(DataType.Int32, true, /Int32: expected an integer, got true/);
   refused(DataType.String, 5, /expected a string/);
   refused(DataType.DateTime, 'not a date', /ISO date/);
   refused(DataType.Double, 1, /array nodes cannot be written/, true);

@@ -4,16 +4,13 @@
 // word_order: little reverses the words; byte_swap swaps the two bytes in
 // every register (strings included). Reading allocates nothing but strings.
 import type { z } from 'zod';
-import type { modbusTag } from '../../config/schema.js';
+import { modbusTagType, type modbusTag } from '../../config/schema.js';
 
 export type ModbusTagConfig = z.output<typeof modbusTag>;
 export type RegisterType = 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64' | 'string';
 
 /** the tag's type with the area's default: bool for coils and discrete inputs, uint16 for registers */
-export function typeOf(tag: ModbusTagConfig): 'bool' | RegisterType {
-  if (tag.type !== undefined) return tag.type;
-  return tag.area === 'coil' || tag.area === 'discrete' ? 'bool' : 'uint16';
-}
+export const typeOf: (tag: ModbusTagConfig) => 'bool' | RegisterType = modbusTagType;
 
 /** registers (or bits) a tag occupies */
 export function sizeOf(tag: ModbusTagConfig): number {

@@ -84,7 +84,7 @@ const FLOAT_MAX = 3.4028234663852886e38;
 
 export type WriteConversion = { ok: true; variant: Variant } | { ok: false; error: string };
 
-/** a checked JSON value as a Variant of the node's type; numbers must fit the type's range */
+/** a checked JSON value as a Variant of the node's type, of the matching JSON kind (1 is no Boolean); numbers must fit the type's range */
 export function toVariant(node: NodeType, value: number | boolean | string): WriteConversion {
   const { dataType } = node;
   const name = DataType[dataType] ?? String(dataType);
@@ -93,7 +93,7 @@ export function toVariant(node: NodeType, value: number | boolean | string): Wri
   const ok = (v: unknown): WriteConversion => ({ ok: true, variant: new Variant({ dataType, value: v }) });
   const range = INT_RANGES[dataType];
   if (range) {
-    const n = typeof value === 'boolean' ? Number(value) : value;
+    const n = value;
     if (typeof n !== 'number' || !Number.isInteger(n)) return refuse(`expected an integer, got ${JSON.stringify(value)}`);
     if (n < range[0] || n > range[1]) return refuse(`${n} is out of range ${range[0]}..${range[1]}`);
     return ok(n);
@@ -101,7 +101,6 @@ export function toVariant(node: NodeType, value: number | boolean | string): Wri
   switch (dataType) {
     case DataType.Boolean:
       if (typeof value === 'boolean') return ok(value);
-      if (value === 0 || value === 1) return ok(value === 1);
       return refuse(`expected true or false, got ${JSON.stringify(value)}`);
     case DataType.Float:
     case DataType.Double:
@@ -109,7 +108,7 @@ export function toVariant(node: NodeType, value: number | boolean | string): Wri
       if (dataType === DataType.Float && Math.abs(value) > FLOAT_MAX) return refuse(`${value} is out of the Float range`);
       return ok(value);
     case DataType.String:
-      if (typeof value !== 'string') return refuse(`expected a string, got ${JSON.stringify(value)} (give the tag type: string)`);
+      if (typeof value !== 'string') return refuse(`expected a string, got ${JSON.stringify(value)}`);
       return ok(value);
     case DataType.DateTime: {
       const d = typeof value === 'number' ? new Date(value) : typeof value === 'string' ? new Date(value) : undefined;
