@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DiskBuffer, type DiskBufferOptions } from '../gateway/buffer/disk-buffer.js';
+import { encodeFrame } from '../gateway/buffer/frames.js';
 import { openForAppend, type AppendFile } from '../gateway/buffer/segments.js';
 import type { BatchBuffer } from '../gateway/buffer/types.js';
 import { take } from './helpers/buffer-contract.js';
@@ -35,6 +36,8 @@ async function buffer(dir: string, over: Partial<DiskBufferOptions> = {}) {
 const segments = (dir: string) => readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
 const diskBytes = (dir: string) => segments(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+/** something is on disk, and every batch the buffer counts is there (none waits in memory to be written) */
+const written = (b: BatchBuffer, dir: string) => diskBytes(dir) > 0 && b.stats().bytes === diskBytes(dir);
 
 /** takes and acknowledges everything the buffer holds, checking each payload is intact; returns the seqs */
 async function drainAll(b: BatchBuffer): Promise<number[]> {
@@ -75,8 +78,7 @@ test('on_outage with the broker away: written as they come; in flight ones too; 
   b.ack(inflight[0]!);
   b.setOnline(false);
   for (let s = 6; s <= 10; s++) b.push(mkBatch(s));
-  await waitFor(() => b.stats().bytes > 0 && segments(dir).length === 1 && diskBytes(dir) > 0, 2000, 'written');
-  await sleep(20);
+  await waitFor(() => segments(dir).length === 1 && written(b, dir), 10_000, 'written');
   abandon(b); // a crash: what was written survives
   const { b: again } = await buffer(dir);
   assert.is(again.size, 9);
@@ -125,8 +127,7 @@ test('a backlog larger than memory is read back from disk in order, live batches
     b.push(mkBatch(s, 'd1', 200));
     if (s % 100 === 0) await sleep(1);
   }
-  await sleep(50);
-  assert.ok(segments(dir).length > 3, `${segments(dir).length} segments`);
+  await waitFor(() => segments(dir).length > 3, 10_000, 'more than 3 segments');
   b.setOnline(true);
   const first = await take(b, 1000);
   for (let s = 3001; s <= 3100; s++) b.push(mkBatch(s, 'd1', 200)); // live data meanwhile
@@ -136,8 +137,7 @@ test('a backlog larger than memory is read back from disk in order, live batches
   }
   const seqs = [...first.map((i) => i.batch.seq), ...await drainAll(b)];
   assert.equal(seqs, range(1, 3100));
-  await sleep(50);
-  assert.ok(segments(dir).length <= 1, 'acknowledged segments are deleted');
+  await waitFor(() => segments(dir).length <= 1, 10_000, 'acknowledged segments to be deleted');
 });
 
 test('max_size: the oldest segments go, counted and warned about once; the newest are kept', async () => {
@@ -149,7 +149,9 @@ test('max_size: the oldest segments go, counted and warned about once; the newes
     b.push(mkBatch(s, 'd1', 500));
     if (s % 50 === 0) await sleep(1);
   }
-  await sleep(50);
+  // every batch kept is written, every segment dropped is deleted
+  const frames = range(1, N).map((s) => encodeFrame(0, mkBatch(s, 'd1', 500)).length);
+  await waitFor(() => written(b, dir) && diskBytes(dir) === frames.slice(N - b.size).reduce((n, x) => n + x, 0), 10_000, 'the writes and deletions to land');
   assert.ok(diskBytes(dir) <= 256 * 1024, `${diskBytes(dir)} bytes on disk`);
   const st = b.stats();
   assert.ok(st.dropped_batches > 1000, `dropped ${st.dropped_batches}`);
@@ -229,19 +231,20 @@ test('the disk fails mid-run: memory takes over (bounded), the mode says why; th
   const { b } = await buffer(dir, { open: flaky, now: () => now, retryMs: 1000, fallbackBytes: 20 * 1024, segmentBytes: 16 * 1024, onModeChange: (m) => modes.push(m) });
   b.setOnline(false);
   for (let s = 1; s <= 10; s++) b.push(mkBatch(s, 'd1', 100));
-  await waitFor(() => diskBytes(dir) > 0, 2000, 'written');
+  await waitFor(() => written(b, dir), 10_000, 'written');
   failing = true;
-  for (let s = 11; s <= 300; s++) {
+  for (let s = 11; s <= 20; s++) b.push(mkBatch(s, 'd1', 100));
+  await waitFor(() => b.stats().mode === 'memory', 10_000, 'memory mode');
+  for (let s = 21; s <= 300; s++) {
     b.push(mkBatch(s, 'd1', 100));
     if (s % 20 === 0) await sleep(1);
   }
-  await waitFor(() => b.stats().mode === 'memory', 2000, 'memory mode');
   assert.match(b.stats().error ?? '', /ENOSPC/);
   assert.ok(b.stats().dropped_batches > 0, 'memory is bounded: the oldest in memory dropped');
   failing = false;
   now += 1001;
   b.push(mkBatch(301, 'd1', 100));
-  await waitFor(() => b.stats().mode === 'disk', 2000, 'disk again');
+  await waitFor(() => b.stats().mode === 'disk', 10_000, 'disk again');
   assert.equal(modes, ['memory', 'disk']);
   b.setOnline(true);
   const seqs = await drainAll(b);

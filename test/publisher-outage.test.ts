@@ -75,8 +75,8 @@ test('broker down at start: batches wait in the queue and arrive in order once i
   assert.not.ok(await pub.drain(50), 'drain times out while the broker is away');
   await b.restart();
   const c = await subscriber(b.url, 'down-at-start');
-  assert.ok(await pub.drain(10_000), 'drained');
-  await waitFor(() => firstArrivals(c) >= N, 10_000, `${N} batches (have ${firstArrivals(c)})`);
+  assert.ok(await pub.drain(30_000), 'drained');
+  await waitFor(() => firstArrivals(c) >= N, 15_000, `${N} batches`);
   assert.equal(orderReport(seqs(c), N), { missing: 0, duplicates: 0, outOfOrder: 0 });
 });
 
@@ -90,16 +90,16 @@ test('connections cut mid-stream: MQTT.js resends what was in flight; nothing lo
   const { pub } = publisher(proxy.url, { mqtt: { max_inflight: 16 } });
   pub.start();
   const N = 20_000;
-  const producing = produce(pub, N);
+  // all queued at once: until the last one is acknowledged the publisher is busy, whatever the machine's speed
+  for (let s = 1; s <= N; s++) pub.publishBatch(mkBatch(s));
   for (let k = 1; k <= 5; k++) {
-    await waitFor(() => pub.publishedBatches >= (k * N) / 6, 20_000, `progress ${k}`);
-    assert.ok(pub.inflight > 0 || pub.queuedBatches > 0, 'cut while busy');
+    // cut while batches are in flight: those are the ones MQTT.js must send again
+    await waitFor(() => pub.publishedBatches >= (k * N) / 6 && pub.inflight > 0, 30_000, `progress ${k}, batches in flight`);
     proxy.cut();
     await sleep(50);
   }
-  await producing;
-  assert.ok(await pub.drain(20_000), 'drained');
-  await waitFor(() => firstArrivals(c) >= N, 10_000, `${N} batches (have ${firstArrivals(c)})`);
+  assert.ok(await pub.drain(30_000), 'drained');
+  await waitFor(() => firstArrivals(c) >= N, 15_000, `${N} batches`);
   const r = orderReport(seqs(c), N);
   assert.equal({ missing: r.missing, outOfOrder: r.outOfOrder }, { missing: 0, outOfOrder: 0 });
   assert.ok(proxy.maxOutstanding <= 16, `peak on the wire ${proxy.maxOutstanding}`);
@@ -117,14 +117,14 @@ test('Mosquitto restarted mid-stream (persistent session): every batch at least 
   const N = 10_000;
   const producing = produce(pub, N);
   for (let k = 1; k <= 3; k++) {
-    await waitFor(() => pub.publishedBatches >= (k * N) / 4, 20_000, `progress ${k}`);
+    await waitFor(() => pub.publishedBatches >= (k * N) / 4, 30_000, `progress ${k}`);
     await b.stop();
     await sleep(200);
     await b.restart();
   }
   await producing;
-  assert.ok(await pub.drain(20_000), 'drained');
-  await waitFor(() => firstArrivals(c) >= N, 15_000, `${N} batches (have ${firstArrivals(c)})`);
+  assert.ok(await pub.drain(30_000), 'drained');
+  await waitFor(() => firstArrivals(c) >= N, 15_000, `${N} batches`);
   const r = orderReport(seqs(c), N);
   assert.equal({ missing: r.missing, outOfOrder: r.outOfOrder }, { missing: 0, outOfOrder: 0 });
   assert.is(pub.droppedBatches, 0);
@@ -144,13 +144,13 @@ test('Mosquitto killed (SIGKILL) mid-stream: every batch acknowledged, first sen
   const N = 10_000;
   const producing = produce(pub, N);
   for (let k = 1; k <= 3; k++) {
-    await waitFor(() => pub.publishedBatches >= (k * N) / 4, 20_000, `progress ${k}`);
+    await waitFor(() => pub.publishedBatches >= (k * N) / 4, 30_000, `progress ${k}`);
     await b.kill();
     await sleep(200);
     await b.restart();
   }
   await producing;
-  assert.ok(await pub.drain(20_000), 'drained');
+  assert.ok(await pub.drain(30_000), 'drained');
   // the publisher's promise, seen on the wire: at least once, in order, bounded
   assert.is(proxy.acked.size, N, 'every batch acknowledged by the broker');
   assert.ok(firstSendsInOrder(proxy.sent), 'each batch first sent right after its predecessor');
@@ -183,8 +183,8 @@ test('memory queue full: the oldest batches are dropped, counted, warned about o
 
   await b.restart();
   const c = await subscriber(b.url, 'overflow');
-  assert.ok(await pub.drain(5000), 'drained');
-  await waitFor(() => c.messages.length >= kept.length, 5000, 'the kept batches');
+  assert.ok(await pub.drain(15_000), 'drained');
+  await waitFor(() => c.messages.length >= kept.length, 10_000, 'the kept batches');
   assert.equal(seqs(c), kept);
   assert.ok(lines.some((l) => l.level === 'info' && l.msg?.includes('below half full')), 'the end of the episode is logged');
 });
@@ -201,17 +201,17 @@ test('QoS 0 with connections cut: the window never sticks; first arrivals stay i
   const N = 5000;
   const producing = produce(pub, N);
   for (let k = 1; k <= 3; k++) {
-    await waitFor(() => pub.publishedBatches >= (k * N) / 4, 20_000, `progress ${k}`);
+    await waitFor(() => pub.publishedBatches >= (k * N) / 4, 30_000, `progress ${k}`);
     proxy.cut();
     await sleep(50);
   }
   await producing;
-  assert.ok(await pub.drain(20_000), 'drained');
+  assert.ok(await pub.drain(30_000), 'drained');
   // QoS 0 loses what sat in the socket at a cut (even the tail, if it was all written): what follows must flow
-  await waitFor(() => pub.connected, 5000, 'reconnected');
+  await waitFor(() => pub.connected, 10_000, 'reconnected');
   for (let s = N + 1; s <= N + 100; s++) pub.publishBatch(mkBatch(s));
-  assert.ok(await pub.drain(5000), 'drained again');
-  await waitFor(() => seqs(c).includes(N + 100), 5000, 'the last batch');
+  assert.ok(await pub.drain(10_000), 'drained again');
+  await waitFor(() => seqs(c).includes(N + 100), 10_000, 'the last batch');
   assert.is(pub.publishedBatches, N + 100);
   const firsts = [...new Set(seqs(c))];
   assert.ok(firsts.every((s, i) => i === 0 || s > (firsts[i - 1] as number)), 'first arrivals in order');

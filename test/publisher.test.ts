@@ -50,15 +50,15 @@ test('online status is retained; an abrupt loss publishes the retained last will
   cleanups.push(() => proxy.close());
   const { pub } = publisher(proxy.url);
   pub.start();
-  await waitFor(() => pub.connected, 5000, 'connected');
+  await waitFor(() => pub.connected, 10_000, 'connected');
   const watcher = await collector(b.url, 'gw/status');
-  await waitFor(() => watcher.messages.length >= 1, 2000, 'retained online status');
+  await waitFor(() => watcher.messages.length >= 1, 10_000, 'retained online status');
   assert.equal(watcher.messages[0], { topic: 'gw/status', payload: '{"state":"online"}', retain: true });
   // no more connections through the proxy: the publisher stays away
   await proxy.close();
-  await waitFor(() => watcher.messages.some((m) => m.payload === OFFLINE), 5000, 'the last will');
+  await waitFor(() => watcher.messages.some((m) => m.payload === OFFLINE), 10_000, 'the last will');
   const late = await collector(b.url, 'gw/status');
-  await waitFor(() => late.messages.length >= 1, 2000, 'retained will');
+  await waitFor(() => late.messages.length >= 1, 10_000, 'retained will');
   assert.equal(late.messages[0], { topic: 'gw/status', payload: OFFLINE, retain: true });
 });
 
@@ -66,12 +66,12 @@ test('stop publishes offline and disconnects gracefully; it never hangs when the
   const b = await broker();
   const { pub } = publisher(b.url);
   pub.start();
-  await waitFor(() => pub.connected, 5000, 'connected');
+  await waitFor(() => pub.connected, 10_000, 'connected');
   const watcher = await collector(b.url, 'gw/status');
-  await waitFor(() => watcher.messages.length === 1, 2000, 'online');
+  await waitFor(() => watcher.messages.length === 1, 10_000, 'online');
   await pub.stop();
   assert.not.ok(pub.connected);
-  await waitFor(() => watcher.messages.length === 2, 2000, 'offline');
+  await waitFor(() => watcher.messages.length === 2, 10_000, 'offline');
   assert.is(watcher.messages[1]?.payload, OFFLINE);
   await sleep(300);
   assert.is(watcher.messages.length, 2, 'exactly one offline message: no will after a graceful stop');
@@ -88,17 +88,18 @@ test('stop publishes offline and disconnects gracefully; it never hangs when the
 
 test('setRetained topics are published and published again after a broker restart', async () => {
   const b = await broker();
-  const { pub } = publisher(b.url);
+  const { pub, lines } = publisher(b.url);
   pub.setRetained('gw/devices/a/status', '{"state":"connecting"}');
   pub.start();
-  await waitFor(() => pub.connected, 5000, 'connected');
+  await waitFor(() => pub.connected, 10_000, 'connected');
   for (let i = 0; i <= 500; i++) pub.setRetained('gw/devices/a/tags/t', JSON.stringify({ value: i }));
   await sleep(200);
   await b.restart();
-  await waitFor(() => !pub.connected, 3000, 'disconnected');
-  await waitFor(() => pub.connected, 5000, 'reconnected');
+  // connects counted: the connection can go and come back between two polls of pub.connected
+  const connects = () => lines.filter((l) => l.msg === 'mqtt connected').length;
+  await waitFor(() => connects() >= 2 && pub.connected, 10_000, 'reconnected');
   const c = await collector(b.url, 'gw/devices/#');
-  await waitFor(() => c.messages.length >= 2, 3000, 'both retained topics');
+  await waitFor(() => c.messages.length >= 2, 10_000, 'both retained topics');
   const got = Object.fromEntries(c.messages.map((m) => [m.topic, m.payload]));
   assert.equal(got, { 'gw/devices/a/status': '{"state":"connecting"}', 'gw/devices/a/tags/t': '{"value":500}' });
   assert.ok(c.messages.every((m) => m.retain));
@@ -120,7 +121,7 @@ test('20,000 batches at QoS 1 arrive in order and never more than max_inflight a
     if (s % 1000 === 0) await sleep(1);
   }
   assert.ok(await pub.drain(30_000), 'drained');
-  await waitFor(() => c.messages.length >= N, 10_000, `${N} messages (have ${c.messages.length})`);
+  await waitFor(() => c.messages.length >= N, 15_000, `${N} messages`);
   assert.equal(orderReport(c.messages.map((m) => seqOf(m.payload)), N), { missing: 0, duplicates: 0, outOfOrder: 0 });
   assert.ok(proxy.maxOutstanding <= 16 && proxy.maxOutstanding > 1, `peak on the wire ${proxy.maxOutstanding}`);
   assert.ok(maxSelf <= 16, `peak counted ${maxSelf}`);
@@ -132,12 +133,12 @@ test('QoS 0 mode delivers in order through the same window', async () => {
   const c = await collector(b.url, 'gw/devices/+/data');
   const { pub } = publisher(b.url, { mqtt: { qos: 0, max_inflight: 32 } });
   pub.start();
-  await waitFor(() => pub.connected, 5000, 'connected');
+  await waitFor(() => pub.connected, 10_000, 'connected');
   const N = 5000;
   for (let s = 1; s <= N; s++) pub.publishBatch(mkBatch(s));
   assert.ok(pub.inflight <= 32);
-  assert.ok(await pub.drain(10_000), 'drained');
-  await waitFor(() => c.messages.length >= N, 10_000, `${N} messages (have ${c.messages.length})`);
+  assert.ok(await pub.drain(20_000), 'drained');
+  await waitFor(() => c.messages.length >= N, 15_000, `${N} messages`);
   assert.equal(orderReport(c.messages.map((m) => seqOf(m.payload)), N), { missing: 0, duplicates: 0, outOfOrder: 0 });
   assert.is(pub.publishedBatches, N);
 });
@@ -155,7 +156,7 @@ test('MQTT 5: requests reach onMessage with response topic and correlation data;
     },
   });
   pub.start();
-  await waitFor(() => pub.connected, 5000, 'connected');
+  await waitFor(() => pub.connected, 10_000, 'connected');
   const replies = await collector(b.url, 'req/replies', { protocolVersion: 5 });
   const requester = connect(b.url, { protocolVersion: 5 });
   cleanups.push(() => new Promise<void>((r) => requester.end(true, {}, () => r())));
@@ -163,7 +164,7 @@ test('MQTT 5: requests reach onMessage with response topic and correlation data;
   await sleep(100); // the publisher's SUBACK
   requester.publish('gw/devices/scale1/set/tare', '12.5', { qos: 1, properties: { responseTopic: 'req/replies', correlationData: Buffer.from('abc') } });
   requester.publish('gw/devices/scale1/set/tare', '13', { qos: 1 });
-  await waitFor(() => got.length === 2 && replies.messages.length === 1, 3000, 'request and reply');
+  await waitFor(() => got.length === 2 && replies.messages.length === 1, 10_000, 'request and reply');
   assert.equal(got[0], { topic: 'gw/devices/scale1/set/tare', payload: '12.5', responseTopic: 'req/replies', correlationData: Buffer.from('abc') });
   assert.equal(got[1], { topic: 'gw/devices/scale1/set/tare', payload: '13' });
   assert.is(replies.messages[0]?.payload, '{"ok":true}');
@@ -179,11 +180,11 @@ test('MQTT 5: the window shrinks to the receive maximum the broker announces', a
   const c = await collector(b.url, 'gw/devices/+/data', { protocolVersion: 5 });
   const { pub } = publisher(proxy.url, { mqtt: { protocol_version: 5, max_inflight: 64 } });
   pub.start();
-  await waitFor(() => pub.connected, 5000, 'connected');
+  await waitFor(() => pub.connected, 10_000, 'connected');
   const N = 3000;
   for (let s = 1; s <= N; s++) pub.publishBatch(mkBatch(s));
-  assert.ok(await pub.drain(10_000), 'drained');
-  await waitFor(() => c.messages.length >= N, 5000, `${N} messages`);
+  assert.ok(await pub.drain(20_000), 'drained');
+  await waitFor(() => c.messages.length >= N, 15_000, `${N} messages`);
   assert.equal(orderReport(c.messages.map((m) => seqOf(m.payload)), N), { missing: 0, duplicates: 0, outOfOrder: 0 });
   // Mosquitto 2.0 announces 20 (its max_inflight_messages)
   assert.ok(proxy.maxOutstanding <= 20 && proxy.maxOutstanding > 16, `peak on the wire ${proxy.maxOutstanding}`);
@@ -199,15 +200,15 @@ test('MQTT 3.1 (MQIsdp), credentials never logged, onConnect called on every con
     onConnect: () => { connects++; },
   });
   pub.start();
-  await waitFor(() => pub.connected, 5000, 'connected');
+  await waitFor(() => pub.connected, 10_000, 'connected');
   pub.publishBatch(mkBatch(1));
-  await waitFor(() => c.messages.length === 1, 3000, 'the batch');
+  await waitFor(() => c.messages.length === 1, 10_000, 'the batch');
   await b.restart();
-  await waitFor(() => connects === 2, 5000, 'a second connect');
+  await waitFor(() => connects === 2, 10_000, 'a second connect');
   await b.kill();
-  await waitFor(() => !pub.connected, 3000, 'disconnected');
-  await sleep(300); // failed attempts are logged
-  assert.ok(text().includes('mqtt error'), 'connection errors are logged');
+  await waitFor(() => !pub.connected, 10_000, 'disconnected');
+  // failed attempts are logged (reconnects every 100 to 400 ms)
+  await waitFor(() => text().includes('mqtt error'), 10_000, 'connection errors to be logged');
   assert.not.ok(text().includes('secret'), 'no password or userinfo in the logs');
   assert.ok(text().includes(`mqtt://127.0.0.1:${b.port}`), 'the URL is logged without userinfo');
 });
@@ -228,9 +229,9 @@ test('TLS: mqtts with a CA, and a missing TLS file is a clear error from start()
   const c = await collector(b.url, 'gw/devices/+/data', { ca: readFileSync(ca) });
   const { pub } = publisher(b.url, { mqtt: { tls: { ca, reject_unauthorized: true } } });
   pub.start();
-  await waitFor(() => pub.connected, 5000, 'connected over TLS');
+  await waitFor(() => pub.connected, 10_000, 'connected over TLS');
   pub.publishBatch(mkBatch(1));
-  await waitFor(() => c.messages.length === 1, 3000, 'the batch over TLS');
+  await waitFor(() => c.messages.length === 1, 10_000, 'the batch over TLS');
 
   const bad = publisher(b.url, { mqtt: { tls: { ca: join(dir, 'missing.pem'), reject_unauthorized: true } } }).pub;
   assert.throws(() => bad.start(), /mqtt\.tls\.ca: cannot read .*missing\.pem/);

@@ -5,8 +5,11 @@
 // undefined while a read or sync is on its way: take() waits for onReadable.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { encodeFrame } from '../../gateway/buffer/frames.js';
 import type { BatchBuffer, BufferedBatch } from '../../gateway/buffer/types.js';
+import type { Batch } from '../../gateway/types.js';
 import { mkBatch } from './mqtt-fixtures.js';
+import { waitFor } from './peers.js';
 
 export interface ContractSubject {
   buffer: BatchBuffer;
@@ -18,7 +21,7 @@ export interface ContractSubject {
 export type MakeBuffer = (opts: { maxBytes: number }) => Promise<ContractSubject>;
 
 /** the next n batches, waiting for the buffer where it needs time */
-export async function take(b: BatchBuffer, n: number, ms = 5000): Promise<BufferedBatch[]> {
+export async function take(b: BatchBuffer, n: number, ms = 15_000): Promise<BufferedBatch[]> {
   const out: BufferedBatch[] = [];
   const end = Date.now() + ms;
   while (out.length < n) {
@@ -36,6 +39,23 @@ export async function take(b: BatchBuffer, n: number, ms = 5000): Promise<Buffer
 
 const seqs = (items: BufferedBatch[]) => items.map((i) => i.batch.seq);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/**
+ * Resolves once nothing the buffer holds is waiting to be written: the bytes
+ * it reports are exactly those of the `queued` newest of `pushed`, as frames
+ * when it keeps them on disk, as payloads when it keeps them in memory. Until
+ * then a disk buffer may still drop its oldest segments to make room.
+ */
+async function settled(b: BatchBuffer, pushed: readonly Batch[], ms = 15_000): Promise<void> {
+  const disk = pushed.map((x) => encodeFrame(0, x).length);
+  const memory = pushed.map((x) => Buffer.byteLength(x.payload));
+  const expected = () => (b.stats().mode === 'disk' ? disk : memory).slice(pushed.length - b.queued).reduce((n, x) => n + x, 0);
+  try {
+    await waitFor(() => b.size === b.queued && b.stats().bytes === expected(), ms, 'the buffer to settle');
+  } catch (err) {
+    throw new Error(`${(err as Error).message}: ${b.queued} queued, ${b.stats().bytes} bytes, ${expected()} expected`);
+  }
+}
 
 export function bufferContract(name: string, make: MakeBuffer): void {
   const t = suite(`${name}: BatchBuffer contract`);
@@ -109,12 +129,13 @@ export function bufferContract(name: string, make: MakeBuffer): void {
     const max = subject!.maxBytes;
     const one = Buffer.byteLength(mkBatch(1, 'd1', 1000).payload);
     const n = Math.ceil((4 * max) / one);
-    // in steps, as batches come in: a disk buffer writes meanwhile
-    for (let s = 1; s <= n; s++) {
-      b.push(mkBatch(s, 'd1', 1000));
-      if (s % 20 === 0) await new Promise((r) => setTimeout(r, 2));
+    const pushed = range(1, n).map((s) => mkBatch(s, 'd1', 1000));
+    // in steps, as batches come in: a disk buffer writes each step before the
+    // next one comes, so that no write is larger than a step
+    for (let from = 0; from < n; from += 20) {
+      for (const batch of pushed.slice(from, from + 20)) b.push(batch);
+      await settled(b, pushed.slice(0, from + 20));
     }
-    await new Promise((r) => setTimeout(r, 20));
     const kept = await take(b, b.queued);
     const st = b.stats();
     assert.ok(st.dropped_batches > 0, 'dropped some');
