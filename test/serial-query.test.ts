@@ -4,8 +4,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { serialDevice } from '../config/schema.js';
 import { SerialDriver } from '../drivers/serial/driver.js';
+import { systemClock } from '../gateway/clock.js';
+import type { Clock } from '../gateway/types.js';
 import { openInstrument, ptyPair, recordingContext, type InstrumentEnd, type Recorder } from './helpers/socat.js';
-import { requirePeer, sleep, tempDir, waitFor } from './helpers/peers.js';
+import { requirePeer, tempDir, waitFor } from './helpers/peers.js';
 
 const enabled = requirePeer('socat', 'serial tests run against socat pty pairs');
 
@@ -15,9 +17,32 @@ interface Rig {
   driver: SerialDriver;
   /** when each request arrived at the instrument */
   requests: number[];
+  /** per request: answers the instrument still owed (delayed, not yet written) when it arrived */
+  owedAtRequest: number[];
+  /** every timer the driver set: its delay, and when it is due on the monotonic clock, as the driver computed it */
+  timers: Array<{ ms: number; due: number }>;
+  /** per entry of rec.statuses: the timeouts counted when it was set */
+  timeoutsAtStatus: number[];
   /** whether the instrument answers, and after how long */
   behave(b: { answer: boolean; delayMs?: number }): void;
   outcome(): unknown;
+}
+
+/** the system clock, noting each timer the driver sets */
+function watchedClock(): { clock: Clock; timers: Rig['timers'] } {
+  const timers: Rig['timers'] = [];
+  // the driver reads monotonic() and computes a delay from it: due = that reading + delay
+  let last = 0;
+  const clock: Clock = {
+    now: () => systemClock.now(),
+    monotonic: () => (last = systemClock.monotonic()),
+    setTimeout: (fn, ms) => {
+      timers.push({ ms, due: last + ms });
+      return systemClock.setTimeout(fn, ms);
+    },
+    clearTimeout: (h) => systemClock.clearTimeout(h),
+  };
+  return { clock, timers };
 }
 
 async function withInstrument(options: Record<string, unknown>, fn: (rig: Rig) => Promise<void>): Promise<void> {
@@ -25,28 +50,56 @@ async function withInstrument(options: Record<string, unknown>, fn: (rig: Rig) =
   const pty = await ptyPair(tmp.dir);
   const instrument = await openInstrument(pty.instrument);
   const requests: number[] = [];
+  const owedAtRequest: number[] = [];
+  let owed = 0;
   let behaviour = { answer: true, delayMs: 0 };
   let weight = 0;
   instrument.onLine((line) => {
     if (line !== 'MEAS?') return;
     requests.push(Date.now());
+    owedAtRequest.push(owed);
     if (!behaviour.answer) return;
     weight++;
     const answer = `${weight}.5,0.25\r\n`;
-    if (behaviour.delayMs > 0) setTimeout(() => void instrument.write(answer).catch(() => undefined), behaviour.delayMs);
-    else void instrument.write(answer).catch(() => undefined);
+    if (behaviour.delayMs > 0) {
+      owed++;
+      // not before delayMs on the clock the requests are timed with (a timer may fire a little early)
+      const due = Date.now() + behaviour.delayMs;
+      const later = (): void => {
+        if (Date.now() < due) {
+          setTimeout(later, due - Date.now());
+          return;
+        }
+        owed--;
+        void instrument.write(answer).catch(() => undefined);
+      };
+      setTimeout(later, behaviour.delayMs);
+    } else void instrument.write(answer).catch(() => undefined);
   });
-  const rec = recordingContext();
+  const { clock, timers } = watchedClock();
+  const rec = recordingContext('dev1', clock);
+  const timeoutsAtStatus: number[] = [];
+  const ctx = {
+    ...rec.ctx,
+    setStatus: (state: Parameters<Recorder['ctx']['setStatus']>[0], error?: string) => {
+      timeoutsAtStatus.push(rec.timeouts);
+      rec.ctx.setStatus(state, error);
+    },
+  };
+  // timeout 300: generous for a round trip through socat, where a test is not about the timeout itself
   const driver = new SerialDriver(serialDevice.parse({
     id: 'scale1', driver: 'serial', port: pty.device, baud_rate: 115200,
-    request: 'MEAS?\n', poll_interval: 100, timeout: 60, format: 'csv', columns: ['weight', 'tare'],
+    request: 'MEAS?\n', poll_interval: 100, timeout: 300, format: 'csv', columns: ['weight', 'tare'],
     write_template: 'SET {tag} {value}\n', ...options,
   }));
   let outcome: unknown = 'running';
-  const run = driver.run(rec.ctx).then(() => void (outcome = 'resolved'), (e: unknown) => void (outcome = e));
+  const run = driver.run(ctx).then(() => void (outcome = 'resolved'), (e: unknown) => void (outcome = e));
   try {
     await waitFor(() => rec.lastStatus()?.state === 'connected' || outcome !== 'running', 5000, 'connected');
-    await fn({ instrument, rec, driver, requests, behave: (b) => void (behaviour = { delayMs: 0, ...b }), outcome: () => outcome });
+    await fn({
+      instrument, rec, driver, requests, owedAtRequest, timers, timeoutsAtStatus,
+      behave: (b) => void (behaviour = { delayMs: 0, ...b }), outcome: () => outcome,
+    });
     assert.is(outcome, 'running', `run() ended: ${String(outcome)}`);
   } finally {
     rec.abort();
@@ -59,59 +112,76 @@ async function withInstrument(options: Record<string, unknown>, fn: (rig: Rig) =
 
 if (enabled) {
   test('requests every poll_interval, answers parsed, no timeouts', async () => {
-    await withInstrument({ timeout: 300 }, async ({ rec, requests }) => {
-      await waitFor(() => rec.values('weight').length >= 10, 3000, '10 answers');
+    await withInstrument({ timeout: 2000 }, async ({ rec, timers }) => {
+      await waitFor(() => rec.values('weight').length >= 10, 10_000, '10 answers');
       assert.equal(rec.values('weight').slice(0, 10), [1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8.5, 9.5, 10.5]);
       assert.ok(rec.values('tare').every((t) => t === 0.25));
       assert.is(rec.timeouts, 0);
       assert.is(rec.parseErrors.length, 0);
-      // on a fixed grid of 100 ms: ten intervals take 1 s, whatever the time of each exchange
-      await waitFor(() => requests.length >= 15, 3000, '15 requests');
-      const span = (requests[14] ?? 0) - (requests[4] ?? 0);
-      assert.ok(span >= 900 && span <= 1150, `10 intervals took ${span} ms`);
+      // the poll timers (the answer timer waits `timeout`, 2 s): each request is due on a fixed grid
+      // of 100 ms, whatever the time of each exchange, so the schedule neither drifts nor piles up;
+      // only a slot the exchange overran is skipped, and the next request then goes at once
+      const polls = () => timers.filter((t) => t.ms < 1000);
+      await waitFor(() => polls().length >= 21, 10_000, '21 polls');
+      const due = polls().slice(0, 21).map((t) => t.due);
+      const ms = polls().slice(0, 21).map((t) => t.ms);
+      const gaps = due.slice(1).map((d, i) => d - due[i]!);
+      // (fractional ms: a grid step is 100 up to rounding, a drifting schedule would add each exchange's time)
+      const step = (gap: number) => Math.abs(gap - 100) < 0.001;
+      gaps.forEach((gap, i) => assert.ok(step(gap) || (gap > 100 && ms[i + 1] === 0), `poll ${i + 1}: ${gap} ms after the one before, delay ${ms[i + 1]} ms`));
+      const onGrid = gaps.filter(step).length;
+      assert.ok(onGrid >= gaps.length / 2, `${onGrid} of ${gaps.length} intervals on the grid`);
     });
   });
 
   test('silence: each unanswered request is a timeout; three in a row mark the device, an answer clears it', async () => {
-    await withInstrument({}, async ({ rec, behave }) => {
-      await waitFor(() => rec.values('weight').length >= 1, 2000, 'a first answer');
+    await withInstrument({}, async ({ rec, behave, timeoutsAtStatus }) => {
+      await waitFor(() => rec.values('weight').length >= 1, 5000, 'a first answer');
+      const before = rec.timeouts;
       behave({ answer: false });
-      await waitFor(() => rec.lastStatus()?.state === 'error', 2000, 'the error status');
+      await waitFor(() => rec.lastStatus()?.state === 'error', 10_000, 'the error status');
       assert.equal(rec.lastStatus(), { state: 'error', error: 'no answer to 3 requests in a row' });
-      assert.ok(rec.timeouts >= 3 && rec.timeouts <= 4, `${rec.timeouts} timeouts`);
-      await sleep(350);
-      assert.ok(rec.timeouts >= 5, `still counting: ${rec.timeouts}`);
+      // set by the third timeout in a row (fewer of them since the silence only if one came before it)
+      const atError = timeoutsAtStatus[timeoutsAtStatus.length - 1] ?? 0;
+      assert.ok(atError >= 3 && atError - before <= 3, `error status at ${atError} timeouts, ${before} before the silence`);
+      await waitFor(() => rec.timeouts >= atError + 2, 10_000, 'still counting');
       assert.is(rec.statuses.filter((s) => s.state === 'error').length, 1, 'the error status is set once');
       const answered = rec.values('weight').length;
       behave({ answer: true });
-      await waitFor(() => rec.lastStatus()?.state === 'connected', 2000, 'connected again');
-      await waitFor(() => rec.values('weight').length > answered, 2000, 'answers again');
+      await waitFor(() => rec.lastStatus()?.state === 'connected', 10_000, 'connected again');
+      await waitFor(() => rec.values('weight').length > answered, 10_000, 'answers again');
       assert.equal(rec.statuses.map((s) => s.state), ['connecting', 'connected', 'error', 'connected']);
     });
   });
 
   test('a slow answer delays the next request instead of piling requests up', async () => {
-    await withInstrument({ poll_interval: 50, timeout: 500 }, async ({ rec, requests, behave }) => {
+    await withInstrument({ poll_interval: 50, timeout: 2000 }, async ({ rec, requests, owedAtRequest, behave }) => {
       behave({ answer: true, delayMs: 150 });
-      await sleep(1000);
-      const n = requests.length;
-      // one exchange takes ~150 ms: about 7 in a second, never the 20 the interval alone would give
-      assert.ok(n >= 4 && n <= 9, `${n} requests`);
+      const from = requests.length;
+      await waitFor(() => requests.length >= from + 6, 10_000, 'six slow exchanges');
+      // each exchange takes at least the 150 ms of the answer: never the 50 ms interval alone
+      const slow = requests.slice(from);
+      const gaps = slow.slice(1).map((t, i) => t - slow[i]!);
+      assert.ok(gaps.every((gap) => gap >= 150), `requests ${gaps.join(', ')} ms apart`);
+      // a request goes out only once the answer to the one before has come
+      assert.equal(owedAtRequest.slice(from), slow.map(() => 0), 'answers owed when each request arrived');
       assert.is(rec.timeouts, 0);
-      assert.ok(rec.values('weight').length >= n - 1);
+      assert.ok(rec.values('weight').length >= requests.length - 1);
     });
   });
 
   test('write_template: writes arrive whole, between exchanges, and resolve when sent', async () => {
     await withInstrument({ poll_interval: 20, timeout: 100 }, async ({ instrument, driver, requests }) => {
-      await waitFor(() => requests.length >= 3, 2000, 'polling under way');
+      await waitFor(() => requests.length >= 3, 5000, 'polling under way');
       const writes: Promise<void>[] = [];
       for (let i = 0; i < 20; i++) writes.push(driver.write('tare', i / 2));
       writes.push(driver.write('mode', 'fast {tag}'));
       await Promise.all(writes);
-      await waitFor(() => instrument.received.includes('SET mode fast {tag}\n'), 2000, 'the last write');
-      await sleep(50);
-      const lines = instrument.received.split('\n');
+      await waitFor(() => instrument.received.includes('SET mode fast {tag}\n'), 5000, 'the last write');
+      // polling goes on: taken when the last line in has arrived whole
+      let received = '';
+      await waitFor(() => (received = instrument.received).endsWith('\n'), 5000, 'a whole line last');
+      const lines = received.split('\n');
       assert.is(lines.pop(), '', 'nothing half written');
       for (const l of lines) assert.ok(l === 'MEAS?' || /^SET \w+ /.test(l), `unexpected "${l}"`);
       assert.equal(lines.filter((l) => l.startsWith('SET tare ')), Array.from({ length: 20 }, (_, i) => `SET tare ${i / 2}`));
