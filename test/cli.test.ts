@@ -50,25 +50,30 @@ test('ports lists serial ports without failing', async () => {
   assert.ok(Array.isArray(JSON.parse(r.stdout)));
 });
 
-test('demo: embedded broker, simulated instrument, data on the printed topic, clean exit', async () => {
-  const demo = runCli(['demo', '--duration', '6']);
+test('demo: embedded broker, simulated instrument, data on the printed topic, clean exit on SIGTERM', async () => {
+  const demo = runCli(['demo', '--duration', '120']);
   try {
-    await waitFor(() => /mosquitto_sub -h (\S+) -p (\d+)/.test(demo.stdout()), 15_000, 'the demo banner');
+    await waitFor(() => /mosquitto_sub -h (\S+) -p (\d+)/.test(demo.stdout()), 30_000, 'the demo banner');
     const [, host, port] = /mosquitto_sub -h (\S+) -p (\d+)/.exec(demo.stdout())!;
     assert.match(demo.stdout(), `npx mqtt sub -h ${host} -p ${port}`);
     const client = await mqtt.connectAsync(`mqtt://${host}:${port}`);
     const data: Array<{ device: string; readings: Array<{ tag: string }> }> = [];
     client.on('message', (topic, payload) => { if (topic.endsWith('/data')) data.push(JSON.parse(payload.toString())); });
     await client.subscribeAsync('edgegate/demo/#');
-    await waitFor(() => data.length >= 2, 10_000, 'demo data batches');
+    const tags = () => new Set(data.flatMap((b) => b.readings.map((r) => r.tag)));
+    await waitFor(() => data.length >= 2 && tags().has('counter') && tags().has('temperature'), 30_000, 'demo data batches with counter and temperature');
     await client.endAsync();
-    const tags = new Set(data.flatMap((b) => b.readings.map((r) => r.tag)));
-    assert.ok(tags.has('counter') && tags.has('temperature'), `tags seen: ${[...tags].join(',')}`);
-    const r = await demo.exited;
-    assert.is(r.code, 0);
+    const r = await demo.stop(15_000);
+    assert.equal(r, { code: 0, signal: null });
   } finally {
     await demo.stop(3000);
   }
+});
+
+test('demo --duration: stops by itself, exit 0', async () => {
+  const r = await runCliToEnd(['demo', '--duration', '1'], { timeoutMs: 90_000 });
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, 'mosquitto_sub -h');
 });
 
 test.run();

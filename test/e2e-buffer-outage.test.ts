@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { dataOf, gatewayConfig, serialDevice, setup, waitForState } from './helpers/e2e.js';
-import { batchesOnDisk, bufferStats, delivery, figures, missing, streamCounter } from './helpers/e2e-buffer.js';
+import { batchesOnDisk, bufferStats, CounterFeed, delivery, figures, missing } from './helpers/e2e-buffer.js';
 import { startMosquitto, type TestBroker } from './helpers/mosquitto.js';
 import { requirePeer, sleep, waitFor } from './helpers/peers.js';
 
@@ -29,17 +29,23 @@ async function persistentBroker(): Promise<TestBroker> {
 /** connections the gateway has made so far (its log lines) */
 const connects = (logs: Array<Record<string, unknown>>) => logs.filter((l) => l.msg === 'mqtt connected').length;
 
+/** the counter values in the segment files of a buffer dir (none before the dir exists) */
+function valuesOnDisk(dir: string): Set<number> {
+  if (!existsSync(dir)) return new Set();
+  return new Set(batchesOnDisk(dir).flatMap((b) => b.readings.filter((r) => r.tag === 'n').map((r) => r.value as number)));
+}
+
 if (enabled) {
   test('the broker stopped and restarted 10 times during 20,000 readings: every value arrives, duplicates only as repeated seq, order kept', async () => {
     const e = await setup({ broker: false });
     const broker = await persistentBroker();
+    const feed = new CounterFeed(e.pty!.instrument);
     try {
       const sub = await e.subscribe(broker.url, 'edgegate/#', SUB);
       const gw = e.start(gatewayConfig(broker.url, e.dir, [serialDevice('inst1', e.pty!.device)]));
       await waitForState(sub, 'inst1', 'connected');
       const N = 20_000;
-      let streamed = 0;
-      const streaming = streamCounter(e.instrument!, 1, N, 700).then((n) => { streamed = n; });
+      feed.start(1, N, 700);
       let downMs = 0, peakOnDisk = 0;
       for (let k = 1; k <= 10; k++) {
         await sleep(800);
@@ -52,8 +58,7 @@ if (enabled) {
         downMs += Date.now() - t0;
         await waitFor(() => connects(gw.logs()) > before, 20_000, `the gateway reconnected after restart ${k}`);
       }
-      await streaming;
-      assert.is(streamed, N);
+      assert.is(await feed.done(), N);
       assert.ok(peakOnDisk > 0, 'batches went to disk during the outages');
       await waitFor(() => new Set(delivery(dataOf(sub, 'inst1')).values).size >= N, 60_000, `${N} values`, 100);
       const d = delivery(dataOf(sub, 'inst1'));
@@ -68,6 +73,7 @@ if (enabled) {
       assert.equal({ dropped: s.dropped_batches, damaged: s.damaged_records, mode: s.mode }, { dropped: 0, damaged: 0, mode: 'disk' });
       assert.is((await gw.stop()).code, 0);
     } finally {
+      await feed.stop().catch(() => undefined);
       await e.cleanup();
       await broker.stop();
     }
@@ -76,17 +82,19 @@ if (enabled) {
   test('SIGTERM during an outage, restart, broker back: everything read before the signal arrives; seq goes on', async () => {
     const e = await setup({ broker: false });
     const broker = await persistentBroker();
+    const feed = new CounterFeed(e.pty!.instrument);
     try {
       const sub = await e.subscribe(broker.url, 'edgegate/#', SUB);
       const config = gatewayConfig(broker.url, e.dir, [serialDevice('inst1', e.pty!.device)]);
       const gw = e.start(config);
       await waitForState(sub, 'inst1', 'connected');
-      await streamCounter(e.instrument!, 1, 1000, 1000);
+      await feed.run(1, 1000, 1000);
       await waitFor(() => delivery(dataOf(sub, 'inst1')).values.length >= 1000, 10_000, 'the first 1000 values live');
       await broker.stop();
       await waitFor(() => gw.logs().some((l) => l.msg === 'mqtt connection lost'), 5000, 'the outage noticed');
-      await streamCounter(e.instrument!, 1001, 3000, 1000);
-      await sleep(800); // read and batched (max_wait 200 ms)
+      await feed.run(1001, 3000, 1000);
+      // read, batched (max_wait 200 ms) and written to the buffer, as far as the last value
+      await waitFor(() => valuesOnDisk(join(e.dir, 'buffer')).has(3000), 10_000, 'n=3000 in the disk buffer', 50);
       const t0 = Date.now();
       const r = await gw.stop(15_000);
       assert.is(r.code, 0, 'exit 0');
@@ -100,7 +108,7 @@ if (enabled) {
       const gw2 = e.start(config);
       await waitFor(() => gw2.logs().some((l) => l.msg === 'disk buffer recovered'), 10_000, 'the buffer recovered');
       await waitFor(() => gw2.logs().some((l) => l.device === 'inst1' && l.state === 'connected'), 10_000, 'serial connected');
-      await streamCounter(e.instrument!, 3001, 3500, 1000);
+      await feed.run(3001, 3500, 1000);
       await sleep(300);
       await broker.restart();
       await waitFor(() => new Set(delivery(dataOf(sub, 'inst1')).values).size >= 3500, 30_000, '3500 values', 100);
@@ -114,6 +122,7 @@ if (enabled) {
       await gw2.stop();
       assert.equal(readdirSync(join(e.dir, 'buffer')).filter((n) => n.endsWith('.seg')), [], 'no segment left');
     } finally {
+      await feed.stop().catch(() => undefined);
       await e.cleanup();
       await broker.stop();
     }

@@ -17,8 +17,9 @@ if (enabled) {
       const sub = await e.subscribe(e.broker!.url);
       const gw = e.start(gatewayConfig(e.broker!.url, e.dir, [serialDevice('inst1', e.pty!.device)]));
       await waitForState(sub, 'inst1', 'connected');
+      await waitFor(() => latest(sub, 'edgegate/gw1/status')?.state === 'online', 5000, 'the online status');
+      await waitFor(() => latest(sub, 'edgegate/gw1/stats') !== undefined, 5000, 'a stats payload');
       const online = latest(sub, 'edgegate/gw1/status')!;
-      assert.is(online.state, 'online');
       assert.is(online.version, '0.1.0');
       assert.type(online.started, 'number');
       const dev = latest(sub, 'edgegate/gw1/devices/inst1/status')!;
@@ -28,7 +29,8 @@ if (enabled) {
       await waitFor(() => latest(sub, 'edgegate/gw1/status')?.state === 'offline', 5000, 'the will');
       // a late subscriber sees the retained offline status and device status
       const late = await e.subscribe(e.broker!.url, 'edgegate/gw1/#');
-      await waitFor(() => late.messages.some((m) => m.topic === 'edgegate/gw1/status'), 3000, 'retained status');
+      const has = (topic: string) => late.messages.some((m) => m.topic === topic);
+      await waitFor(() => has('edgegate/gw1/status') && has('edgegate/gw1/devices/inst1/status') && has('edgegate/gw1/stats'), 3000, 'the retained gateway status, device status and stats');
       const retained = late.messages.find((m) => m.topic === 'edgegate/gw1/status')!;
       assert.ok(retained.retain);
       assert.is(JSON.parse(retained.payload).state, 'offline');
@@ -113,7 +115,7 @@ if (enabled) {
         const writes = gw.logs().filter((l) => l.msg === 'write');
         assert.match(String(writes[0]!.error), /retained writes are ignored/);
         assert.ok(!gw.logs().some((l) => l.msg === 'mqtt connection lost'), 'the gateway never lost its broker connection');
-        const parseErrors = () => (latest(sub, 'edgegate/gw1/stats') as { devices: Record<string, { parse_errors: number }> }).devices.inst1?.parse_errors ?? 0;
+        const parseErrors = () => (latest(sub, 'edgegate/gw1/stats') as { devices?: Record<string, { parse_errors: number }> } | undefined)?.devices?.inst1?.parse_errors ?? 0;
         await waitFor(() => parseErrors() >= 2, 3000, 'the two bad keys counted as parse errors');
         await client.publishAsync('edgegate/gw1/devices/inst1/set/ok', '', { qos: 1, retain: true }); // clear the retained request
       } finally {
@@ -136,7 +138,9 @@ if (enabled) {
       const gw = e.start(config, { LOG_LEVEL: 'trace', CREDENTIALS_DIRECTORY: e.dir });
       await waitForState(sub, 'inst1', 'connected');
       e.instrument!.write(`n=1;note=${'x'}\n`);
-      await sleep(1200);
+      // something of everything to look through: the data, a stats payload, the log lines about them
+      await waitFor(() => sub.messages.some((m) => m.topic === 'edgegate/gw1/devices/inst1/data'), 5000, 'the data');
+      await waitFor(() => sub.messages.some((m) => m.topic === 'edgegate/gw1/stats'), 5000, 'a stats payload');
       await gw.stop();
       const everything = gw.stdout() + gw.stderr() + sub.messages.map((m) => m.payload).join('\n');
       assert.ok(gw.logs().length > 5, 'there are log lines to check');

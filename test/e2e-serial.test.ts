@@ -1,8 +1,11 @@
 // End to end with real peers: a kv instrument on a socat pty → the gateway CLI
 // as a child process → a Mosquitto child process → a subscriber.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { counterValues, dataOf, gatewayConfig, latest, serialDevice, setup, waitForState } from './helpers/e2e.js';
+import { counterValues, dataOf, gatewayConfig, latest, serialDevice, setup, waitForState, type Sub } from './helpers/e2e.js';
+import { batchesOnDisk } from './helpers/e2e-buffer.js';
 import { startMosquitto } from './helpers/mosquitto.js';
 import { freePort, requirePeer, sleep, waitFor } from './helpers/peers.js';
 
@@ -17,6 +20,12 @@ async function stream(write: (s: string) => void, from: number, to: number, perS
     write(chunk);
     await sleep(50);
   }
+}
+
+/** readings the gateway has taken in from a device, by its latest stats */
+function readingsIn(sub: Sub, device: string): number {
+  const s = latest(sub, 'edgegate/gw1/stats') as { devices?: Record<string, { readings_in: number }> } | undefined;
+  return s?.devices?.[device]?.readings_in ?? 0;
 }
 
 if (enabled) {
@@ -57,7 +66,7 @@ if (enabled) {
       let text = '';
       for (let i = 1; i <= 500; i++) text += `n=${i}\n`;
       e.instrument!.write(text);
-      await sleep(500);
+      await waitFor(() => readingsIn(sub, 'inst1') >= 500, 10_000, 'the 500 lines read (stats)');
       assert.is(dataOf(sub, 'inst1').length, 0, 'the batch is still open (max_wait 1h)');
       const t0 = Date.now();
       const r = await gw.stop(15_000);
@@ -138,7 +147,9 @@ if (enabled) {
       let text = '';
       for (let i = 1; i <= 300; i++) text += `n=${i}\n`;
       e.instrument!.write(text);
-      await sleep(1000);
+      const buffer = join(e.dir, 'buffer');
+      const onDisk = () => existsSync(buffer) ? counterValues(batchesOnDisk(buffer)) : [];
+      await waitFor(() => onDisk().includes(300), 10_000, 'the 300 values buffered while the broker is away', 50);
       broker = await startMosquitto({ port });
       const sub = await e.subscribe(broker.url);
       await waitFor(() => counterValues(dataOf(sub, 'inst1')).length >= 300, 20_000, '300 values after the broker appeared');

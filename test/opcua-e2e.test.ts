@@ -47,14 +47,15 @@ if (enabled) {
 
       const refuse = async (tag: string, payload: string, pattern: RegExp) => {
         const n = results.length;
+        const topic = `edgegate/gw1/devices/plc1/set/${tag}/result`;
         await client.publishAsync(`edgegate/gw1/devices/plc1/set/${tag}`, payload, { qos: 1 });
-        await waitFor(() => results.length > n, 5000, `the result of ${tag}=${payload}`);
-        const r = results[results.length - 1]!;
+        await waitFor(() => results.slice(n).some((r) => r.topic === topic), 5000, `the result of ${tag}=${payload}`);
+        const r = results.slice(n).find((x) => x.topic === topic)!;
         assert.is(r.body.ok, false, `${tag}=${payload} accepted`);
-        assert.match(r.body.error ?? '', pattern);
+        assert.match(r.body.error ?? '', pattern, `${tag}=${payload}: ${r.body.error}`);
       };
       await refuse('readonly', '1', /not writable/);
-      await refuse('setpoint', '"warm"', /type number/);
+      await refuse('setpoint', '"warm"', /expected a number/);
       await refuse('setpoint', '150', /above max 100/);
       await refuse('level', '70000', /Int16: 70000 is out of range/);
       // every line on stdout is pino JSON: node-opcua's own output went through the logger
@@ -64,7 +65,7 @@ if (enabled) {
       assert.is(server.sessionCount(), 1);
       assert.is((await gw.stop()).code, 0);
       await waitFor(() => server.sessionCount() === 0, 5000, 'the session closed at stop');
-      assert.is(latest(sub, 'edgegate/gw1/devices/plc1/status')?.state, 'disconnected');
+      await waitFor(() => latest(sub, 'edgegate/gw1/devices/plc1/status')?.state === 'disconnected', 5000, 'the retained status disconnected at stop');
     } finally {
       await client.endAsync();
       await e.cleanup();

@@ -73,6 +73,8 @@ if (enabled) {
 
       const r = await gw.stop();
       assert.is(r.code, 0);
+      // the datagrams reach the test through the listener's own pipe, maybe after the exit
+      await waitFor(() => listener.with('STOPPING').length === 1, 5000, 'STOPPING=1');
       const k = kinds(listener);
       const first = (kind: string) => k.indexOf(kind);
       assert.ok(first('READY') === 0, `READY=1 first: ${k.join(' ')}`);
@@ -101,6 +103,9 @@ if (enabled) {
       const withheld = gw.logs().find((l) => String(l.msg).startsWith('watchdog ping withheld'))!;
       assert.match(String(withheld.reason), /^publisher wedged: \d+ batches in flight, no acknowledgement for \d+ s$/);
       assert.ok(silent.publishes > 0, 'the broker did receive batches');
+      // the log line and the datagrams travel different pipes: a ping sent before the
+      // withheld one may still be on its way; the unhealthy STATUS= comes after it
+      await waitFor(() => listener.messages.some((m) => m.fields.STATUS?.startsWith('unhealthy (publisher wedged')), 5000, 'the unhealthy STATUS=');
       const pings = listener.with('WATCHDOG').length;
       const statuses = listener.messages.length;
       await sleep(4000); // more than WatchdogSec: systemd would restart the service now

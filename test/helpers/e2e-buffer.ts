@@ -1,7 +1,7 @@
 // For the store-and-forward tests: a counter stream into the instrument end of
 // a pty, a delivery report by (device, seq), the batches a buffer dir holds
 // (read with the buffer's own parser), and the stats payload.
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, constants, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseFrames } from '../../gateway/buffer/frames.js';
 import { latest, type Data, type Instrument, type Sub } from './e2e.js';
@@ -18,6 +18,82 @@ export async function streamCounter(instrument: Instrument, from: number, to: nu
     await sleep(20);
   }
   return i - 1;
+}
+
+/**
+ * `n=<i>` lines into the instrument end of a pty (its path) in the background,
+ * range after range, at about perSecond in bursts every 20 ms. The descriptor
+ * is non-blocking: when the pty is full (nobody reads the other end) the feed
+ * waits and stop() still ends it. A failed write ends the range and is thrown
+ * by done() or stop(), never left as an unhandled rejection.
+ */
+export class CounterFeed {
+  private fd: number | undefined;
+  private stopped = false;
+  private error: unknown;
+  private last = 0;
+  private running: Promise<void> = Promise.resolve();
+  constructor(private readonly path: string) {}
+
+  /** the last value written in full */
+  get written(): number {
+    return this.last;
+  }
+
+  /** writes from..to after whatever range is still running */
+  start(from: number, to: number, perSecond: number): void {
+    this.running = this.running.then(() => this.write(from, to, perSecond));
+  }
+
+  /** start() and done() */
+  async run(from: number, to: number, perSecond: number): Promise<number> {
+    this.start(from, to, perSecond);
+    return this.done();
+  }
+
+  /** resolves with the last value written once the ranges are written; throws a failed write */
+  async done(): Promise<number> {
+    await this.running;
+    if (this.error !== undefined) throw new Error(`the counter feed failed after n=${this.last}: ${String(this.error)}`);
+    return this.last;
+  }
+
+  /** ends the feed, also in the middle of a range, and closes the descriptor; throws a failed write */
+  async stop(): Promise<number> {
+    this.stopped = true;
+    try {
+      return await this.done();
+    } finally {
+      if (this.fd !== undefined) closeSync(this.fd);
+      this.fd = undefined;
+    }
+  }
+
+  private async write(from: number, to: number, perSecond: number): Promise<void> {
+    if (this.error !== undefined) return;
+    const perBurst = Math.max(1, Math.round(perSecond / 50));
+    try {
+      this.fd ??= openSync(this.path, constants.O_WRONLY | constants.O_NOCTTY | constants.O_NONBLOCK);
+      for (let i = from; i <= to && !this.stopped; ) {
+        let chunk = '';
+        for (let k = 0; k < perBurst && i <= to; k++, i++) chunk += `n=${i}\n`;
+        const buf = Buffer.from(chunk);
+        for (let off = 0; off < buf.length; ) {
+          if (this.stopped) return;
+          try {
+            off += writeSync(this.fd, buf, off);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+            await sleep(5);
+          }
+        }
+        this.last = i - 1;
+        await sleep(20);
+      }
+    } catch (err) {
+      this.error ??= err;
+    }
+  }
 }
 
 export interface Delivery {
