@@ -79,8 +79,10 @@ export class DeviceTask {
       clock,
       counters: this.counters,
       passUnknown: Object.keys(tags).length === 0,
+      // remembered before the batcher sees it: the reading that fills a batch is in
+      // that batch, and its retained tag value goes out with it
       out: onReading
-        ? (r) => { batcher.add(r); onReading(deviceId, r); }
+        ? (r) => { onReading(deviceId, r); batcher.add(r); }
         : (r) => batcher.add(r),
     });
   }

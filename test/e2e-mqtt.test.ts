@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { gatewayConfig, latest, serialDevice, setup, waitForState } from './helpers/e2e.js';
+import { dataOf, gatewayConfig, latest, serialDevice, setup, waitForState } from './helpers/e2e.js';
 import { requirePeer, sleep, waitFor } from './helpers/peers.js';
 
 const enabled = requirePeer('mosquitto', 'end-to-end tests publish to a real broker') && requirePeer('socat', 'serial ports are socat pty pairs');
@@ -87,6 +87,29 @@ if (enabled) {
         rs.destroy();
         await client.endAsync();
       }
+    } finally {
+      await e.cleanup();
+    }
+  });
+
+  test('retain_last_values: the retained tag value is the one in the batch just sent, also when that reading filled it', async () => {
+    const e = await setup();
+    try {
+      const sub = await e.subscribe(e.broker!.url);
+      const device = serialDevice('inst1', e.pty!.device, { tags: { T: { name: 'temperature' } } });
+      e.start(gatewayConfig(e.broker!.url, e.dir, [device], {
+        mqtt: { url: e.broker!.url, qos: 1, retain_last_values: true },
+        batch: { max_readings: 1, max_wait: '10s' },
+      }));
+      await waitForState(sub, 'inst1', 'connected');
+      const retained = () => latest(sub, 'edgegate/gw1/devices/inst1/tags/temperature');
+      for (const v of [80, 81]) {
+        e.instrument!.write(`T=${v}\n`);
+        await waitFor(() => dataOf(sub, 'inst1').some((b) => b.readings.some((r) => r.value === v)), 5000, `the batch with ${v}`);
+        // the next reading may never come: the value must not wait for it
+        await waitFor(() => retained()?.value === v, 5000, `retained ${v}`);
+      }
+      assert.equal(Object.keys(retained()!).sort(), ['quality', 'ts', 'value']);
     } finally {
       await e.cleanup();
     }
