@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { dataOf, gatewayConfig, latest, serialDevice, setup, waitForState, type Data, type Instrument, type Sub } from './helpers/e2e.js';
-import { batchesOnDisk, bufferStats, delivery, figures, missing, streamCounter } from './helpers/e2e-buffer.js';
+import { batchesOnDisk, bufferStats, delivery, figures, missing } from './helpers/e2e-buffer.js';
 import { startMosquitto, type TestBroker } from './helpers/mosquitto.js';
 import { requirePeer, sleep, waitFor } from './helpers/peers.js';
 
@@ -67,10 +67,10 @@ if (enabled) {
     const config = gatewayConfig(broker.url, e.dir, [serialDevice('inst1', e.pty!.device)], { buffer: { dir: bufferDir(e), durability: 'always' } });
     const gw = e.start(config);
     await waitForState(sub, 'inst1', 'connected');
-    await streamCounter(e.instrument!, 1, 2000, 1000);
+    await e.feed().run(1, 2000, 1000);
     await broker.stop();
     await waitFor(() => gw.logs().some((l) => l.msg === 'mqtt connection lost'), 5000, 'the outage noticed');
-    await streamCounter(e.instrument!, 2001, 4000, 1000);
+    await e.feed().run(2001, 4000, 1000);
     await sleep(500);
     gw.signal('SIGKILL');
     await gw.exited;
@@ -154,7 +154,7 @@ if (enabled) {
       await waitFor(() => /ENOTDIR/.test(String(latest(sub, 'edgegate/gw1/status')?.error ?? '')), 5000, 'P/status says why');
       await waitFor(() => bufferStats(sub)?.mode === 'memory', 5000, 'P/stats says memory');
       assert.match(bufferStats(sub)!.error ?? '', /ENOTDIR/);
-      await streamCounter(e.instrument!, 1, 500, 1000);
+      await e.feed().run(1, 500, 1000);
       await waitFor(() => delivery(dataOf(sub, 'inst1')).values.length >= 500, 10_000, 'data flows');
       assert.equal(missing(delivery(dataOf(sub, 'inst1')).values, 500), []);
       assert.is((await gw.stop()).code, 0);

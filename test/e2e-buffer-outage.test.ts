@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { dataOf, gatewayConfig, serialDevice, setup, waitForState } from './helpers/e2e.js';
-import { batchesOnDisk, bufferStats, CounterFeed, delivery, figures, missing } from './helpers/e2e-buffer.js';
+import { batchesOnDisk, bufferStats, delivery, figures, missing } from './helpers/e2e-buffer.js';
 import { startMosquitto, type TestBroker } from './helpers/mosquitto.js';
 import { requirePeer, sleep, waitFor } from './helpers/peers.js';
 
@@ -39,7 +39,7 @@ if (enabled) {
   test('the broker stopped and restarted 10 times during 20,000 readings: every value arrives, duplicates only as repeated seq, order kept', async () => {
     const e = await setup({ broker: false });
     const broker = await persistentBroker();
-    const feed = new CounterFeed(e.pty!.instrument);
+    const feed = e.feed();
     try {
       const sub = await e.subscribe(broker.url, 'edgegate/#', SUB);
       const gw = e.start(gatewayConfig(broker.url, e.dir, [serialDevice('inst1', e.pty!.device)]));
@@ -82,7 +82,7 @@ if (enabled) {
   test('SIGTERM during an outage, restart, broker back: everything read before the signal arrives; seq goes on', async () => {
     const e = await setup({ broker: false });
     const broker = await persistentBroker();
-    const feed = new CounterFeed(e.pty!.instrument);
+    const feed = e.feed();
     try {
       const sub = await e.subscribe(broker.url, 'edgegate/#', SUB);
       const config = gatewayConfig(broker.url, e.dir, [serialDevice('inst1', e.pty!.device)]);

@@ -30,7 +30,8 @@ if (enabled) {
       const gw = e.start(base);
       await waitForState(sub, 'a', 'connected');
       await waitForState(sub, 'b', 'connected');
-      const stream = e.stream(10);
+      const stream = e.feed();
+      stream.start(1, Infinity, 100);
       await sleep(500);
       const aStatusesBefore = statusHistory(sub, 'a').length;
 

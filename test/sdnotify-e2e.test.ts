@@ -34,7 +34,8 @@ if (enabled) {
       await waitFor(() => listener.with('READY').length === 1, 15_000, 'READY=1');
       await waitForState(sub1, 'a', 'connected');
       await waitFor(() => listener.with('WATCHDOG').length >= 1, 10_000, 'WATCHDOG=1');
-      const stream = e.stream(10);
+      const stream = e.feed();
+      stream.start(1, Infinity, 100);
       await sleep(700);
 
       // the first broker dies and batches pile up; the mqtt section then names another
@@ -97,7 +98,8 @@ if (enabled) {
     try {
       const gw = e.start(gatewayConfig(silent.url, e.dir, [serialDevice('a', e.pty!.device)]), { NOTIFY_SOCKET: listener.path, WATCHDOG_USEC: '3000000' });
       await waitFor(() => listener.with('READY').length === 1, 15_000, 'READY=1');
-      const stream = e.stream(20);
+      const stream = e.feed();
+      stream.start(1, Infinity, 50);
       await waitFor(() => gw.logs().some((l) => l.msg?.toString().startsWith('watchdog ping withheld')), 20_000, 'the watchdog to give up');
       await stream.stop();
       const withheld = gw.logs().find((l) => String(l.msg).startsWith('watchdog ping withheld'))!;

@@ -1,6 +1,6 @@
 // Shared wiring for end-to-end tests: a Mosquitto, a socat pty pair, the
 // gateway CLI as a child process, and a subscriber that records everything.
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { collect, startMosquitto } from './mosquitto.js';
 import { ptyPair } from './socat.js';
 import { runCli, writeConfig, type CliProcess } from './gateway.js';
@@ -34,39 +34,78 @@ export class Instrument {
 }
 
 /**
- * Writes `n=1`, `n=2`, ... into the instrument every `everyMs` until stopped.
- * A failed write ends the stream and is thrown by stop(), not left as an
- * unhandled rejection that would end the test process before it reports.
+ * `n=<i>` lines into the instrument end of a pty (its path) in the background,
+ * range after range, at about perSecond in bursts every 20 ms. The descriptor
+ * is non-blocking: when the pty is full (nobody reads the other end) the feed
+ * waits and stop() still ends it. A failed write ends the range and is thrown
+ * by done() or stop(), never left as an unhandled rejection.
  */
-export class CounterStream {
-  private n = 0;
-  private running = true;
+export class CounterFeed {
+  private fd: number | undefined;
+  private stopped = false;
   private error: unknown;
-  private readonly done: Promise<void>;
-  constructor(instrument: Instrument, everyMs: number) {
-    this.done = (async () => {
-      while (this.running) {
-        try {
-          instrument.write(`n=${this.n + 1}\n`);
-        } catch (err) {
-          this.error = err;
-          return;
-        }
-        this.n++;
-        await sleep(everyMs);
-      }
-    })();
+  private last = 0;
+  private running: Promise<void> = Promise.resolve();
+  constructor(private readonly path: string) {}
+
+  /** the last value written in full */
+  get written(): number {
+    return this.last;
   }
-  /** lines written so far */
-  get count(): number {
-    return this.n;
+
+  /** writes from..to after whatever range is still running */
+  start(from: number, to: number, perSecond: number): void {
+    this.running = this.running.then(() => this.write(from, to, perSecond));
   }
-  /** stops writing; returns how many lines were written, or throws the write error */
+
+  /** start() and done() */
+  async run(from: number, to: number, perSecond: number): Promise<number> {
+    this.start(from, to, perSecond);
+    return this.done();
+  }
+
+  /** resolves with the last value written once the ranges are written; throws a failed write */
+  async done(): Promise<number> {
+    await this.running;
+    if (this.error !== undefined) throw new Error(`the counter feed failed after n=${this.last}: ${String(this.error)}`);
+    return this.last;
+  }
+
+  /** ends the feed, also in the middle of a range, and closes the descriptor; throws a failed write */
   async stop(): Promise<number> {
-    this.running = false;
-    await this.done;
-    if (this.error !== undefined) throw new Error(`the instrument stream failed after ${this.n} lines: ${String(this.error)}`);
-    return this.n;
+    this.stopped = true;
+    try {
+      return await this.done();
+    } finally {
+      if (this.fd !== undefined) closeSync(this.fd);
+      this.fd = undefined;
+    }
+  }
+
+  private async write(from: number, to: number, perSecond: number): Promise<void> {
+    if (this.error !== undefined) return;
+    const perBurst = Math.max(1, Math.round(perSecond / 50));
+    try {
+      this.fd ??= openSync(this.path, constants.O_WRONLY | constants.O_NOCTTY | constants.O_NONBLOCK);
+      for (let i = from; i <= to && !this.stopped; ) {
+        let chunk = '';
+        for (let k = 0; k < perBurst && i <= to; k++, i++) chunk += `n=${i}\n`;
+        const buf = Buffer.from(chunk);
+        for (let off = 0; off < buf.length; ) {
+          if (this.stopped) return;
+          try {
+            off += writeSync(this.fd, buf, off);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+            await sleep(5);
+          }
+        }
+        this.last = i - 1;
+        await sleep(20);
+      }
+    } catch (err) {
+      this.error ??= err;
+    }
   }
 }
 
@@ -114,7 +153,7 @@ export async function setup(opts: { broker?: boolean; pty?: boolean } = {}) {
   const pty = opts.pty === false ? undefined : await ptyPair(tmp.dir);
   const instrument = pty ? new Instrument(pty.instrument) : undefined;
   const subs: Sub[] = [];
-  const streams: CounterStream[] = [];
+  const feeds: CounterFeed[] = [];
   let gw: CliProcess | undefined;
   return {
     dir: tmp.dir,
@@ -126,11 +165,11 @@ export async function setup(opts: { broker?: boolean; pty?: boolean } = {}) {
       subs.push(s);
       return s;
     },
-    /** a counter stream into the instrument; cleanup() stops it before the pty goes */
-    stream(everyMs: number): CounterStream {
-      const s = new CounterStream(instrument!, everyMs);
-      streams.push(s);
-      return s;
+    /** a counter feed into the instrument; cleanup() stops it before the pty goes */
+    feed(): CounterFeed {
+      const f = new CounterFeed(pty!.instrument);
+      feeds.push(f);
+      return f;
     },
     start(config: object, env: NodeJS.ProcessEnv = {}) {
       const file = writeConfig(tmp.dir, config);
@@ -138,7 +177,7 @@ export async function setup(opts: { broker?: boolean; pty?: boolean } = {}) {
       return gw;
     },
     async cleanup() {
-      for (const s of streams) await s.stop().catch(() => undefined);
+      for (const f of feeds) await f.stop().catch(() => undefined);
       instrument?.close();
       await gw?.stop(5000);
       for (const s of subs) await s.close();
