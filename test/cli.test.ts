@@ -19,9 +19,22 @@ test('--help lists the commands; no command is a usage error', async () => {
   assert.is(none.code, 2);
 });
 
-test('unknown command or option: exit 2', async () => {
+test('--help after any command prints its usage, exit 0', async () => {
+  for (const argv of [['run', '--help'], ['demo', '-h'], ['ports', '--help'], ['validate', '--help'], ['browse', '--help']]) {
+    const r = await runCliToEnd(argv);
+    assert.is(r.code, 0, argv.join(' '));
+    assert.match(r.stdout, `edgegate ${argv[0]}`, argv.join(' '));
+  }
+});
+
+test('unknown command, option or a stray argument: exit 2', async () => {
   assert.is((await runCliToEnd(['frobnicate'])).code, 2);
   assert.is((await runCliToEnd(['run', '--confg', 'x.yaml'])).code, 2);
+  for (const argv of [['run', 'x.yaml'], ['ports', 'extra'], ['validate', '--config', 'a.yaml', 'b.yaml'], ['browse', 'opc.tcp://a:1', 'extra']]) {
+    const r = await runCliToEnd(argv);
+    assert.is(r.code, 2, argv.join(' '));
+    assert.match(r.stderr, /unexpected argument/, argv.join(' '));
+  }
 });
 
 test('run with a bad config: nothing starts, every error with its path, exit 78', async () => {

@@ -9,13 +9,17 @@ export interface ParsedArgs {
   positional: string[];
 }
 
-/** `valued` lists the options that take a value; any other --option is a flag */
-export function parseArgs(argv: string[], valued: string[], flags: string[] = []): ParsedArgs {
+/**
+ * `valued` lists the options that take a value, `flags` those that do not;
+ * more than `maxPositional` plain arguments is a usage error
+ */
+export function parseArgs(argv: string[], valued: string[], flags: string[] = [], maxPositional = 0): ParsedArgs {
   const options = new Map<string, string | true>();
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith('--')) {
+      if (positional.length >= maxPositional) throw new UsageError(`unexpected argument "${arg}"`);
       positional.push(arg);
       continue;
     }

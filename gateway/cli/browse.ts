@@ -18,14 +18,13 @@ The password may also come from the environment variable EDGEGATE_OPCUA_PASSWORD
 export async function browseCommand(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
   const { options, positional } = parseArgs(argv,
     ['depth', 'root', 'id', 'security-mode', 'security-policy', 'username', 'password-file', 'pki-dir'],
-    ['yaml', 'accept-server-certificate', 'help']);
+    ['yaml', 'accept-server-certificate', 'help'], 1);
   if (options.has('help')) {
     out.write(USAGE);
     return EXIT.ok;
   }
-  const [endpoint, ...extra] = positional;
+  const [endpoint] = positional;
   if (endpoint === undefined) throw new UsageError('browse needs the server endpoint, opc.tcp://HOST:PORT');
-  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   const text = (name: string) => (typeof options.get(name) === 'string' ? (options.get(name) as string) : undefined);
   const depth = Number(text('depth') ?? 10);
   if (!Number.isInteger(depth) || depth < 1) throw new UsageError('--depth needs a whole number ≥ 1');

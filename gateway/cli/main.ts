@@ -21,8 +21,15 @@ Exit codes: 0 done, 1 runtime failure, 2 usage error, 78 configuration error.
 Logs: pino JSON on stdout; LOG_LEVEL or gateway.log_level sets the level.
 `;
 
+/** commands with a usage text of their own; the others answer --help with this one */
+const OWN_HELP = new Set(['validate', 'browse']);
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
+  if (command !== undefined && !OWN_HELP.has(command) && (args.includes('--help') || args.includes('-h'))) {
+    process.stdout.write(HELP);
+    return EXIT.ok;
+  }
   switch (command) {
     case undefined:
     case '--help':

@@ -12,12 +12,11 @@ export async function validateCommand(
 ): Promise<number> {
   let file: string;
   try {
-    const { options, positional } = parseArgs(argv, ['config'], ['help']);
+    const { options } = parseArgs(argv, ['config'], ['help']);
     if (options.has('help')) {
       out.write(USAGE);
       return EXIT.ok;
     }
-    if (positional.length) throw new UsageError(`unexpected argument "${positional[0]}"`);
     const config = options.get('config');
     if (typeof config !== 'string') throw new UsageError('--config FILE is required');
     file = config;
