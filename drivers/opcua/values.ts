@@ -93,10 +93,9 @@ export function toVariant(node: NodeType, value: number | boolean | string): Wri
   const ok = (v: unknown): WriteConversion => ({ ok: true, variant: new Variant({ dataType, value: v }) });
   const range = INT_RANGES[dataType];
   if (range) {
-    const n = value;
-    if (typeof n !== 'number' || !Number.isInteger(n)) return refuse(`expected an integer, got ${JSON.stringify(value)}`);
-    if (n < range[0] || n > range[1]) return refuse(`${n} is out of range ${range[0]}..${range[1]}`);
-    return ok(n);
+    if (typeof value !== 'number' || !Number.isInteger(value)) return refuse(`expected an integer, got ${JSON.stringify(value)}`);
+    if (value < range[0] || value > range[1]) return refuse(`${value} is out of range ${range[0]}..${range[1]}`);
+    return ok(value);
   }
   switch (dataType) {
     case DataType.Boolean:
