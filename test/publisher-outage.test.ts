@@ -54,6 +54,14 @@ const seqs = (c: Collected) => c.messages.map((m) => seqOf(m.payload));
 const firstArrivals = (c: Collected) => new Set(seqs(c)).size;
 
 /** publishes 1..n, yielding now and then so that outages can happen mid-stream */
+/** at 1/4, 2/4 and 3/4 of n batches published, interrupts the connection */
+async function atQuarters(pub: MqttPublisher, n: number, interrupt: () => Promise<void>): Promise<void> {
+  for (let k = 1; k <= 3; k++) {
+    await waitFor(() => pub.publishedBatches >= (k * n) / 4, 30_000, `progress ${k}`);
+    await interrupt();
+  }
+}
+
 async function produce(pub: MqttPublisher, n: number): Promise<void> {
   for (let s = 1; s <= n; s++) {
     pub.publishBatch(mkBatch(s));
@@ -116,12 +124,11 @@ test('Mosquitto restarted mid-stream (persistent session): every batch at least 
   pub.start();
   const N = 10_000;
   const producing = produce(pub, N);
-  for (let k = 1; k <= 3; k++) {
-    await waitFor(() => pub.publishedBatches >= (k * N) / 4, 30_000, `progress ${k}`);
+  await atQuarters(pub, N, async () => {
     await b.stop();
     await sleep(200);
     await b.restart();
-  }
+  });
   await producing;
   assert.ok(await pub.drain(30_000), 'drained');
   await waitFor(() => firstArrivals(c) >= N, 15_000, `${N} batches`);
@@ -143,12 +150,11 @@ test('Mosquitto killed (SIGKILL) mid-stream: every batch acknowledged, first sen
   pub.start();
   const N = 10_000;
   const producing = produce(pub, N);
-  for (let k = 1; k <= 3; k++) {
-    await waitFor(() => pub.publishedBatches >= (k * N) / 4, 30_000, `progress ${k}`);
+  await atQuarters(pub, N, async () => {
     await b.kill();
     await sleep(200);
     await b.restart();
-  }
+  });
   await producing;
   assert.ok(await pub.drain(30_000), 'drained');
   // the publisher's promise, seen on the wire: at least once, in order, bounded
@@ -200,11 +206,10 @@ test('QoS 0 with connections cut: the window never sticks; first arrivals stay i
   pub.start();
   const N = 5000;
   const producing = produce(pub, N);
-  for (let k = 1; k <= 3; k++) {
-    await waitFor(() => pub.publishedBatches >= (k * N) / 4, 30_000, `progress ${k}`);
+  await atQuarters(pub, N, async () => {
     proxy.cut();
     await sleep(50);
-  }
+  });
   await producing;
   assert.ok(await pub.drain(30_000), 'drained');
   // QoS 0 loses what sat in the socket at a cut (even the tail, if it was all written): what follows must flow

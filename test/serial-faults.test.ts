@@ -8,7 +8,7 @@ import { SerialDriver } from '../drivers/serial/driver.js';
 import { createSerialDriver } from '../drivers/serial/index.js';
 import { osBinding } from '../drivers/serial/ports.js';
 import { openInstrument, ptyPair, recordingContext, type Recorder } from './helpers/socat.js';
-import { requirePeer, sleep, tempDir, waitFor } from './helpers/peers.js';
+import { requirePeer, runInBackground, sleep, tempDir, waitFor } from './helpers/peers.js';
 
 const enabled = requirePeer('socat', 'serial tests run against socat pty pairs');
 
@@ -17,11 +17,7 @@ function config(port: string, extra: Record<string, unknown> = {}) {
 }
 
 /** run() with its outcome observable while it is still pending */
-function start(driver: SerialDriver, rec: Recorder) {
-  let outcome: unknown = 'running';
-  const done = driver.run(rec.ctx).then(() => void (outcome = 'resolved'), (e: unknown) => void (outcome = e));
-  return { done, outcome: () => outcome };
-}
+const start = (driver: SerialDriver, rec: Recorder) => runInBackground(driver, rec.ctx);
 
 async function connected(rec: Recorder, r: { outcome(): unknown }): Promise<void> {
   await waitFor(() => rec.lastStatus()?.state === 'connected' || r.outcome() !== 'running', 5000, 'connected');

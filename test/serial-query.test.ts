@@ -7,7 +7,7 @@ import { SerialDriver } from '../drivers/serial/driver.js';
 import { systemClock } from '../gateway/clock.js';
 import type { Clock } from '../gateway/types.js';
 import { openInstrument, ptyPair, recordingContext, type InstrumentEnd, type Recorder } from './helpers/socat.js';
-import { requirePeer, tempDir, waitFor } from './helpers/peers.js';
+import { requirePeer, runInBackground, tempDir, waitFor } from './helpers/peers.js';
 
 const enabled = requirePeer('socat', 'serial tests run against socat pty pairs');
 
@@ -92,15 +92,14 @@ async function withInstrument(options: Record<string, unknown>, fn: (rig: Rig) =
     request: 'MEAS?\n', poll_interval: 100, timeout: 300, format: 'csv', columns: ['weight', 'tare'],
     write_template: 'SET {tag} {value}\n', ...options,
   }));
-  let outcome: unknown = 'running';
-  const run = driver.run(ctx).then(() => void (outcome = 'resolved'), (e: unknown) => void (outcome = e));
+  const { done: run, outcome } = runInBackground(driver, ctx);
   try {
-    await waitFor(() => rec.lastStatus()?.state === 'connected' || outcome !== 'running', 5000, 'connected');
+    await waitFor(() => rec.lastStatus()?.state === 'connected' || outcome() !== 'running', 5000, 'connected');
     await fn({
       instrument, rec, driver, requests, owedAtRequest, timers, timeoutsAtStatus,
-      behave: (b) => void (behaviour = { delayMs: 0, ...b }), outcome: () => outcome,
+      behave: (b) => void (behaviour = { delayMs: 0, ...b }), outcome,
     });
-    assert.is(outcome, 'running', `run() ended: ${String(outcome)}`);
+    assert.is(outcome(), 'running', `run() ended: ${String(outcome())}`);
   } finally {
     rec.abort();
     await run;

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { serialDevice } from '../config/schema.js';
 import { SerialDriver } from '../drivers/serial/driver.js';
 import { openInstrument, ptyPair, recordingContext, type InstrumentEnd, type PtyPair, type Recorder } from './helpers/socat.js';
-import { requirePeer, sleep, tempDir, waitFor } from './helpers/peers.js';
+import { requirePeer, runInBackground, sleep, tempDir, waitFor } from './helpers/peers.js';
 
 const enabled = requirePeer('socat', 'serial tests run against socat pty pairs');
 
@@ -28,12 +28,11 @@ async function withDriver(options: Record<string, unknown>, fn: (rig: Rig) => Pr
   const instrument = await openInstrument(pty.instrument);
   const rec = recordingContext();
   const driver = new SerialDriver(serialDevice.parse({ id: 'd', driver: 'serial', port: pty.device, baud_rate: 115200, ...options }));
-  let outcome: unknown = 'running';
-  const run = driver.run(rec.ctx).then(() => void (outcome = 'resolved'), (e: unknown) => void (outcome = e));
+  const { done: run, outcome } = runInBackground(driver, rec.ctx);
   try {
-    await waitFor(() => rec.lastStatus()?.state === 'connected' || outcome !== 'running', 5000, 'the driver to connect');
-    assert.is(outcome, 'running', `run() ended early: ${String(outcome)}`);
-    await fn({ pty, instrument, rec, driver, run, outcome: () => outcome });
+    await waitFor(() => rec.lastStatus()?.state === 'connected' || outcome() !== 'running', 5000, 'the driver to connect');
+    assert.is(outcome(), 'running', `run() ended early: ${String(outcome())}`);
+    await fn({ pty, instrument, rec, driver, run, outcome });
   } finally {
     rec.abort();
     await run;

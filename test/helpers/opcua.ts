@@ -11,7 +11,7 @@ import { startSimServer, type SimServer, type SimServerOptions } from '../../dri
 import { routeOpcuaLogs } from '../../drivers/opcua/ua.js';
 import type { DeviceState, DriverContext, Logger, Quality, RawValue } from '../../gateway/types.js';
 import { systemClock } from '../../gateway/clock.js';
-import { waitFor } from './peers.js';
+import { runInBackground, waitFor } from './peers.js';
 
 // node-opcua writes default PKI folders under $XDG_CONFIG_HOME: never the user's own
 const home = mkdtempSync(join(tmpdir(), 'edgegate-opcua-home-'));
@@ -79,11 +79,11 @@ export function startDriver(endpoint: string, device: Record<string, unknown>, p
   const logs: LogLine[] = [];
   const config = opcuaDevice.parse({ id: 'plc', driver: 'opcua', endpoint, pki_dir: pkiDir, sampling_interval: 0, publishing_interval: 100, ...device });
   const driver = new OpcuaDriver(config);
-  let outcome: unknown = 'running';
+  let background: ReturnType<typeof runInBackground> | undefined;
   const rig: Rig = {
     driver, readings: [], statuses: [], parseErrors: [], logs, reconnects: 0,
     run: Promise.resolve(),
-    outcome: () => outcome,
+    outcome: () => background?.outcome() ?? 'running',
     values: (key) => rig.readings.filter((r) => r.key === key).map((r) => r.value),
     lastStatus: () => rig.statuses[rig.statuses.length - 1],
     async stop() {
@@ -100,7 +100,8 @@ export function startDriver(endpoint: string, device: Record<string, unknown>, p
     timeout: () => undefined,
     reconnecting: () => void rig.reconnects++,
   };
-  rig.run = driver.run(ctx).then(() => void (outcome = 'resolved'), (e: unknown) => void (outcome = e));
+  background = runInBackground(driver, ctx);
+  rig.run = background.done;
   rigs.add(rig);
   return rig;
 }

@@ -61,3 +61,10 @@ export async function waitFor(cond: () => boolean, ms: number, what: string, ste
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** a driver's run() in the background: `done` settles either way, outcome() is 'running', 'resolved' or the rejection */
+export function runInBackground<C>(driver: { run(ctx: C): Promise<void> }, ctx: C): { done: Promise<void>; outcome(): unknown } {
+  let outcome: unknown = 'running';
+  const done = driver.run(ctx).then(() => void (outcome = 'resolved'), (e: unknown) => void (outcome = e));
+  return { done, outcome: () => outcome };
+}

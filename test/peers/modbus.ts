@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { DriverContext, Quality, RawValue } from '../../gateway/types.js';
-import { IN_CI } from '../helpers/peers.js';
+import { IN_CI, runInBackground } from '../helpers/peers.js';
 import { recordingContext, type Recorder } from '../helpers/socat.js';
 
 // the .py file stays in the source tree; compiled tests run from dist/test/peers
@@ -177,7 +177,5 @@ export function layoutTags(writable = false): { tags: Record<string, object>; wo
 
 /** run() with its outcome observable while it is still pending: 'running', 'resolved' or the error */
 export function start(driver: { run(ctx: DriverContext): Promise<void> }, rec: Rec): { done: Promise<void>; outcome(): unknown } {
-  let outcome: unknown = 'running';
-  const done = driver.run(rec.ctx).then(() => void (outcome = 'resolved'), (e: unknown) => void (outcome = e));
-  return { done, outcome: () => outcome };
+  return runInBackground(driver, rec.ctx);
 }
