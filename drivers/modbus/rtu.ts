@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { unixRead } from '@serialport/bindings-cpp/dist/unix-read.js';
 import { unixWrite } from '@serialport/bindings-cpp/dist/unix-write.js';
 import { SerialPortStream } from '@serialport/stream';
-import { openError, osBinding } from '../serial/ports.js';
+import { openError, osBinding, removedError } from '../serial/ports.js';
 import { inFlight, type InFlight, type Transport } from './bus.js';
 import { answerLength, crc16, FrameError, ModbusTimeout } from './pdu.js';
 
@@ -175,7 +175,7 @@ export class RtuTransport implements Transport {
 
   private readonly onClose = (err: (Error & { disconnected?: boolean }) | null): void => {
     const path = this.line.path;
-    this.lose(err?.disconnected ? new Error(`${path} disconnected: ${err.message}`, { cause: err }) : new Error(`${path} was closed`, { cause: err ?? undefined }));
+    this.lose(err?.disconnected ? removedError(path, err) : new Error(`${path} was closed`, { cause: err ?? undefined }));
   };
 
   private lose(err: Error): void {

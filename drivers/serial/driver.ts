@@ -5,7 +5,7 @@ import type { SerialDeviceConfig } from '../../config/schema.js';
 import { PermanentError, type Driver, type DriverContext, type RawValue, type TimerHandle } from '../../gateway/types.js';
 import { createParser, Fields, type LineParser } from './formats.js';
 import { escapeSample, LineSplitter } from './lines.js';
-import { openError, osBinding } from './ports.js';
+import { openError, osBinding, removedError } from './ports.js';
 
 export interface SerialDriverDeps {
   /** a serialport BindingInterface (the demo passes the mock binding); default: the OS binding */
@@ -161,7 +161,7 @@ class Connection {
 
   private readonly onClose = (err: (Error & { disconnected?: boolean }) | null): void => {
     const path = this.config.port;
-    if (err?.disconnected) this.fail(new Error(`${path} disconnected: ${err.message}`, { cause: err }));
+    if (err?.disconnected) this.fail(removedError(path, err));
     else this.fail(new Error(`${path} was closed`, { cause: err ?? undefined }));
   };
 

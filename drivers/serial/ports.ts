@@ -125,3 +125,13 @@ export function openError(path: string, err: Error): Error {
   const detail = found === undefined ? err.message : `${found[1]} (${HINTS[found[1]] ?? found[0]})`;
   return new Error(`cannot open ${path}: ${detail}`, { cause: err });
 }
+
+/**
+ * A port closed by a hangup (err.disconnected): a USB adapter pulled out, a
+ * pty whose other end went away. The errno text the binding gives (EBADF, end
+ * of file) says nothing useful to whoever reads the status.
+ */
+export function removedError(path: string, cause: Error): Error {
+  return new Error(`${path}: device removed`, { cause });
+}
+
