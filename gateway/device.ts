@@ -4,6 +4,7 @@
 import type { BatchSettings, DeviceConfig } from '../config/schema.js';
 import { createDriver, type DriverDeps } from '../drivers/registry.js';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
+import { fsProbe, waitForRetry, type PathProbe } from './device-path.js';
 import { Batcher } from './batcher.js';
 import { RateLimitedLog } from './logger.js';
 import { TagPipeline } from './tags.js';
@@ -33,6 +34,8 @@ export interface DeviceTaskOptions {
   onReading?: (deviceId: string, r: Reading) => void;
   driverDeps?: DriverDeps;
   backoff?: BackoffOptions;
+  /** how the port file of a driver is watched while it is missing (a fake filesystem in tests) */
+  pathProbe?: PathProbe;
   /** a created driver, for tests; else the registry makes one */
   driver?: Driver;
 }
@@ -169,8 +172,20 @@ export class DeviceTask {
         this.setStatus('disconnected', message);
         const delay = backoffDelay(attempt++, this.opts.backoff);
         this.counters.reconnects++;
-        log.warn({ device: this.id, err: message, retry_in_ms: delay }, 'device failed; retrying');
-        await sleep(clock, delay, signal);
+        const path = this.driver?.devicePath;
+        if (path === undefined) {
+          log.warn({ device: this.id, err: message, retry_in_ms: delay }, 'device failed; retrying');
+          await sleep(clock, delay, signal);
+          continue;
+        }
+        const probe = this.opts.pathProbe ?? fsProbe;
+        if (probe.exists(path)) log.warn({ device: this.id, err: message, retry_in_ms: delay, port: path }, 'device failed; retrying');
+        else log.warn({ device: this.id, err: message, port: path }, 'device failed; waiting for its port to appear');
+        if ((await waitForRetry(path, delay, { clock, signal, probe })) === 'appeared') {
+          // a device plugged back in is a fresh start, whatever the backoff had grown to
+          attempt = 0;
+          log.info({ device: this.id, port: path }, 'port appeared; retrying at once');
+        }
       }
     }
   }

@@ -72,6 +72,13 @@ export interface DriverContext {
  */
 export interface Driver {
   run(ctx: DriverContext): Promise<void>;
+  /**
+   * The file the driver opens (a serial port), if it opens one. While it does
+   * not exist the supervisor does not retry on its timer but waits for the
+   * file to appear, and retries at once when it does (a USB adapter plugged
+   * back in).
+   */
+  readonly devicePath?: string | undefined;
   /** write a checked value to a writable tag; rejects with a readable error */
   write?(key: string, value: number | boolean | string): Promise<void>;
 }

@@ -14,6 +14,7 @@
 import { backoffDelay, sleep } from '../../gateway/backoff.js';
 import type { Driver, DriverContext } from '../../gateway/types.js';
 import type { ModbusRtuDeviceConfig, ModbusTcpDeviceConfig } from '../../config/schema.js';
+import { portFile } from '../serial/ports.js';
 import { acquireBus, type Bus } from './bus.js';
 import {
   checkAnswer, FrameError, MAX_WRITE_REGISTERS, ModbusException, ModbusTimeout, writeCoilRequest, writeRegistersRequest,
@@ -39,6 +40,11 @@ export class ModbusDriver implements Driver {
     private readonly config: ModbusDeviceConfig,
     private readonly deps: ModbusDriverDeps = {},
   ) {}
+
+  /** the RTU port, waited for by the supervisor while it is missing; a TCP device has none */
+  get devicePath(): string | undefined {
+    return this.config.driver === 'modbus-rtu' ? portFile(this.config.port, this.deps.binding) : undefined;
+  }
 
   async run(ctx: DriverContext): Promise<void> {
     if (ctx.signal.aborted) return;

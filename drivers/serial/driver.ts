@@ -5,7 +5,7 @@ import type { SerialDeviceConfig } from '../../config/schema.js';
 import { PermanentError, type Driver, type DriverContext, type RawValue, type TimerHandle } from '../../gateway/types.js';
 import { createParser, Fields, type LineParser } from './formats.js';
 import { escapeSample, LineSplitter } from './lines.js';
-import { openError, osBinding, removedError } from './ports.js';
+import { openError, osBinding, portFile, removedError } from './ports.js';
 
 export interface SerialDriverDeps {
   /** a serialport BindingInterface (the demo passes the mock binding); default: the OS binding */
@@ -24,6 +24,10 @@ export class SerialDriver implements Driver {
     private readonly config: SerialDeviceConfig,
     private readonly deps: SerialDriverDeps = {},
   ) {}
+
+  get devicePath(): string | undefined {
+    return portFile(this.config.port, this.deps.binding);
+  }
 
   /** bytes allocated for an unfinished line (bounded by max_line_length) */
   get lineBufferBytes(): number {

@@ -135,3 +135,11 @@ export function removedError(path: string, cause: Error): Error {
   return new Error(`${path}: device removed`, { cause });
 }
 
+/**
+ * The port as a file the supervisor can wait for while it is missing; none
+ * behind an injected binding (the demo's mock ports are no files) or on
+ * Windows, where COM3 is not a path.
+ */
+export function portFile(path: string, binding: unknown): string | undefined {
+  return binding === undefined && process.platform !== 'win32' ? path : undefined;
+}
