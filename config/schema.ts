@@ -99,10 +99,21 @@ const serialLine = {
   stop_bits: z.literal([1, 1.5, 2]).default(1),
 };
 
+/** the largest write a device takes, as an MQTT payload and as the command sent (bounds how long a write holds the line) */
+const maxWriteBytes = z.unknown().transform((input, ctx): number => {
+  const bytes = parseSize(input);
+  if (bytes === undefined || bytes < 1 || bytes > 1024 * 1024) {
+    ctx.issues.push({ code: 'custom', input, message: 'expected a size from 1 byte to 1MiB (bytes, or a string like "1KiB")' });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
 const deviceCommon = {
   id,
   enabled: z.boolean().default(true),
   batch: batchOverride.optional(),
+  max_write_bytes: maxWriteBytes.default(1024),
 };
 
 export const serialDevice = z.strictObject({

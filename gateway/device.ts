@@ -102,6 +102,11 @@ export class DeviceTask {
     this.batcher.stop();
   }
 
+  /** the largest write payload and device command this device takes */
+  get maxWriteBytes(): number {
+    return this.opts.config.max_write_bytes;
+  }
+
   /** a write from MQTT: checked against the tag, then handed to the driver */
   async write(tagName: string, raw: unknown): Promise<void> {
     const found = this.pipeline.lookup(tagName);

@@ -271,7 +271,7 @@ export class Gateway {
       if (props.retain) throw new Error('retained writes are ignored: publish the write without the retain flag');
       const task = this.tasks.get(device);
       if (!task) throw new Error(`unknown device "${device}"`);
-      await task.write(tag, parseWritePayload(payload));
+      await task.write(tag, parseWritePayload(payload, task.maxWriteBytes));
       result = { ok: true };
     } catch (err) {
       result = { ok: false, error: err instanceof Error ? err.message : String(err) };

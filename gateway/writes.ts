@@ -7,9 +7,16 @@ import { valueTypeOf } from './tags.js';
 
 export type WriteCheck = { ok: true; value: number | boolean | string } | { ok: false; error: string };
 
+/** a write payload refused before it became a value; checkWrite reports the reason */
+export class BadPayload {
+  constructor(readonly error: string) {}
+}
+
 /** a write payload that is not JSON: refused with its text in the error */
-export class NotJson {
-  constructor(readonly text: string) {}
+export class NotJson extends BadPayload {
+  constructor(readonly text: string) {
+    super(`the payload is not JSON: ${JSON.stringify(text.slice(0, 40))} (a string is written in quotes)`);
+  }
 }
 
 /**
@@ -21,14 +28,14 @@ export class NotJson {
  */
 export function checkWrite(tag: TagConfig, raw: unknown): WriteCheck {
   if (!tag.writable) return { ok: false, error: 'tag is not writable' };
-  if (raw instanceof NotJson) {
-    return { ok: false, error: `the payload is not JSON: ${JSON.stringify(raw.text.slice(0, 40))} (a string is written in quotes)` };
-  }
+  if (raw instanceof BadPayload) return { ok: false, error: raw.error };
+  // JSON numbers beyond ±1.8e308 parse to ±Infinity
+  if (typeof raw === 'number' && !Number.isFinite(raw)) return { ok: false, error: 'the value is not a finite number' };
   const type = valueTypeOf('area' in tag ? modbusTagType(tag) : tag.type);
   // the type is the raw value's: with scale or offset an integer tag takes any number, checked once converted back
   const scaled = tag.scale !== undefined || tag.offset !== undefined;
   if (!fits(type, raw, scaled)) {
-    return { ok: false, error: `expected a value of type ${type ?? 'number, boolean or string'}, got ${JSON.stringify(raw)?.slice(0, 40)}` };
+    return { ok: false, error: `expected a value of type ${type ?? 'number, boolean or string'}, got ${describe(raw)}` };
   }
   const value = raw as number | boolean | string;
   if (typeof value === 'string' && CONTROL.test(value)) {
@@ -55,6 +62,13 @@ function fits(type: ValueType | undefined, v: unknown, scaled: boolean): boolean
 
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
+/** a short quote of a refused value: never the whole of a long string, never a walk through nested JSON */
+function describe(v: unknown): string {
+  if (Array.isArray(v)) return 'an array';
+  if (v !== null && typeof v === 'object') return 'an object';
+  return typeof v === 'string' ? JSON.stringify(v.slice(0, 40)) : String(v);
+}
+
 /** the inverse of `value * scale + offset` */
 function toRaw(tag: TagConfig, value: number, type: ValueType | undefined): WriteCheck {
   const scale = tag.scale ?? 1;
@@ -67,8 +81,18 @@ function toRaw(tag: TagConfig, value: number, type: ValueType | undefined): Writ
   return { ok: true, value: raw };
 }
 
-/** a write payload: a JSON value, or {"value": x}; anything else is NotJson */
-export function parseWritePayload(payload: Buffer): unknown {
+/** a write is one value, or {"value": x}: deeper nesting is refused before it is parsed */
+const MAX_DEPTH = 32;
+
+/**
+ * A write payload: a JSON value, or {"value": x}; anything else is a
+ * BadPayload. A payload over maxBytes, or nested deeper than any write can
+ * be, is refused before it is parsed, so a huge or hostile payload costs one
+ * pass over its bytes at most.
+ */
+export function parseWritePayload(payload: Buffer, maxBytes: number): unknown {
+  if (payload.length > maxBytes) return new BadPayload(`the payload is ${payload.length} bytes, more than max_write_bytes (${maxBytes}) allows`);
+  if (nestingOver(payload, MAX_DEPTH)) return new BadPayload('the payload is nested too deeply (a write is one value)');
   const text = payload.toString('utf8').trim();
   try {
     const v: unknown = JSON.parse(text);
@@ -78,3 +102,23 @@ export function parseWritePayload(payload: Buffer): unknown {
     return new NotJson(text);
   }
 }
+
+const QUOTE = 0x22, BACKSLASH = 0x5c, OPEN_ARRAY = 0x5b, OPEN_OBJECT = 0x7b, CLOSE_ARRAY = 0x5d, CLOSE_OBJECT = 0x7d;
+
+/** true when brackets outside strings nest deeper than max (UTF-8 continuation bytes are never ASCII) */
+function nestingOver(bytes: Buffer, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (inString) {
+      if (b === BACKSLASH) i++;
+      else if (b === QUOTE) inString = false;
+    } else if (b === QUOTE) inString = true;
+    else if (b === OPEN_ARRAY || b === OPEN_OBJECT) {
+      if (++depth > max) return true;
+    } else if (b === CLOSE_ARRAY || b === CLOSE_OBJECT) depth--;
+  }
+  return false;
+}
+

@@ -56,6 +56,15 @@ test('sizes: numbers of bytes and strings with units', () => {
   for (const bad of ['12XB', '-1', '1.5', 'lots']) hasLine(errors(load(`buffer: { max_size: ${bad} }\n`)), 'buffer.max_size: expected a size');
 });
 
+test('max_write_bytes: 1 KiB by default, a size from 1 byte to 1 MiB, for every driver', () => {
+  assert.is(ok(load(SERIAL)).devices[0]!.max_write_bytes, 1024);
+  const with_ = (v: string) => load(`devices:\n  - { id: d1, driver: modbus-tcp, host: plc, max_write_bytes: ${v} }\n`);
+  assert.is(ok(with_('64KiB')).devices[0]!.max_write_bytes, 65536);
+  assert.is(ok(with_('1MiB')).devices[0]!.max_write_bytes, 1024 * 1024);
+  for (const bad of ['0', '2MiB']) hasLine(errors(with_(bad)), 'devices[0].max_write_bytes: expected a size from 1 byte to 1MiB');
+  hasLine(errors(with_('lots')), 'devices[0].max_write_bytes: expected a size from 1 byte to 1MiB (bytes, or a string like "1KiB"), got "lots"');
+});
+
 test('defaults: everything but devices may be left out', () => {
   const c = ok(load('devices: []\n'));
   assert.is(c.mqtt.url, 'mqtt://127.0.0.1:1883');

@@ -7,7 +7,7 @@ import { FakeClock } from '../gateway/clock.js';
 import { DeviceTask, type DeviceStatus } from '../gateway/device.js';
 import { createLogger } from '../gateway/logger.js';
 import { PermanentError, type Batch, type Driver, type DriverContext, type Logger } from '../gateway/types.js';
-import { NotJson, parseWritePayload } from '../gateway/writes.js';
+import { BadPayload, checkWrite, NotJson, parseWritePayload } from '../gateway/writes.js';
 
 const log = createLogger({ level: 'silent' });
 const settle = () => new Promise((r) => setImmediate(r));
@@ -247,7 +247,7 @@ test('writes reach only writable tags, checked against type, min and max', async
 });
 
 test('write payloads: a JSON value or {"value": x}; anything else is not JSON', () => {
-  const parse = (t: string) => parseWritePayload(Buffer.from(t));
+  const parse = (t: string) => parseWritePayload(Buffer.from(t), 1024);
   assert.is(parse(' 21.5 '), 21.5);
   assert.is(parse('"auto"'), 'auto');
   assert.is(parse('true'), true);
@@ -255,6 +255,36 @@ test('write payloads: a JSON value or {"value": x}; anything else is not JSON', 
   assert.equal(parse('[1,2]'), [1, 2]);
   assert.ok(parse('auto') instanceof NotJson);
   assert.ok(parse('') instanceof NotJson);
+});
+
+test('write payloads are bounded: over max_write_bytes or nested too deeply they are refused unparsed', () => {
+  const refusal = (v: unknown) => (v instanceof BadPayload ? v.error : `accepted ${String(v)}`);
+  const parse = (t: string, max = 1024) => parseWritePayload(Buffer.from(t), max);
+  assert.is(refusal(parse(`"${'x'.repeat(1_000_000)}"`)), 'the payload is 1000002 bytes, more than max_write_bytes (1024) allows');
+  assert.is(parse(`"${'x'.repeat(1022)}"`), 'x'.repeat(1022), 'exactly the limit is accepted');
+  assert.is(refusal(parse(`"${'x'.repeat(1023)}"`)), 'the payload is 1025 bytes, more than max_write_bytes (1024) allows');
+  // far beyond what a stack can take, with a limit that lets it in
+  const deep = '['.repeat(1_000_000) + ']'.repeat(1_000_000);
+  assert.is(refusal(parse(deep, 4 * 1024 * 1024)), 'the payload is nested too deeply (a write is one value)');
+  assert.is(refusal(parse('{"value":'.repeat(40) + '1' + '}'.repeat(40))), 'the payload is nested too deeply (a write is one value)');
+  // brackets inside strings, also after an escaped quote, are text
+  assert.is(parse(`"${'['.repeat(100)}"`), '['.repeat(100));
+  assert.is(parse(`{"value":"\\"${'{'.repeat(100)}"}`), `"${'{'.repeat(100)}`);
+  assert.equal(parse('[[[1]]]'), [[[1]]], 'shallow nesting is parsed and left to the type check');
+  assert.is(parse('1e400'), Infinity);
+});
+
+test('checkWrite: a non-finite number says so; refused values are quoted briefly', () => {
+  const tag = device().tags.sp!;
+  const any = device().tags.any!;
+  assert.equal(checkWrite(tag, Infinity), { ok: false, error: 'the value is not a finite number' });
+  assert.equal(checkWrite(any, -Infinity), { ok: false, error: 'the value is not a finite number' });
+  assert.equal(checkWrite(tag, [[[1]]]), { ok: false, error: 'expected a value of type number, got an array' });
+  assert.equal(checkWrite(tag, { a: 1 }), { ok: false, error: 'expected a value of type number, got an object' });
+  assert.equal(checkWrite(tag, null), { ok: false, error: 'expected a value of type number, got null' });
+  assert.equal(checkWrite(tag, 'x'.repeat(100)), { ok: false, error: `expected a value of type number, got "${'x'.repeat(40)}"` });
+  assert.equal(checkWrite(tag, new BadPayload('too big')), { ok: false, error: 'too big' });
+  assert.equal(checkWrite(device().tags.ro!, new BadPayload('too big')), { ok: false, error: 'tag is not writable' });
 });
 
 test.run();

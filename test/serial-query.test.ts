@@ -188,6 +188,15 @@ if (enabled) {
     });
   });
 
+  test('write: a command longer than max_write_bytes is refused whole, nothing of it on the line', async () => {
+    await withInstrument({ max_write_bytes: 16 }, async ({ instrument, driver }) => {
+      await driver.write('mode', 'x'.repeat(20)).then(() => assert.unreachable(), (e: Error) => assert.is(e.message, 'the command would be 30 bytes, more than max_write_bytes (16) allows'));
+      await driver.write('tare', 1);
+      await waitFor(() => instrument.received.includes('SET tare 1\n'), 5000, 'the short write');
+      assert.not.ok(instrument.received.includes('SET mode'), 'the long command reached the line');
+    });
+  });
+
   test('write: no write_template, or the port not open, is a readable rejection', async () => {
     await withInstrument({ write_template: undefined }, async ({ driver }) => {
       await driver.write('tare', 1).then(() => assert.unreachable(), (e: Error) => assert.is(e.message, 'this device has no write_template'));

@@ -64,6 +64,10 @@ export class SerialDriver implements Driver {
     if (!connection) throw new Error(`${this.config.port} is not open`);
     // one pass, so a value that contains "{tag}" is written as it is
     const text = template.replace(/\{(tag|value)\}/g, (_, what: string) => (what === 'tag' ? key : String(value)));
+    // a long command holds the line for polls and other writes: 1 KiB takes ~1 s at 9,600 baud
+    const bytes = Buffer.byteLength(text);
+    const max = this.config.max_write_bytes;
+    if (bytes > max) throw new Error(`the command would be ${bytes} bytes, more than max_write_bytes (${max}) allows`);
     await connection.exclusive(() => connection.send(text));
   }
 

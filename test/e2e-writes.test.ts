@@ -1,0 +1,79 @@
+// Writes over MQTT are bounded, end to end: a real Mosquitto, the gateway CLI
+// and a serial instrument on a socat pty. Oversized, deeply nested and
+// non-finite writes are refused with a clear result and never reach the
+// device.
+import { createReadStream } from 'node:fs';
+import mqtt from 'mqtt';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { gatewayConfig, serialDevice, setup, waitForState } from './helpers/e2e.js';
+import { requirePeer, waitFor } from './helpers/peers.js';
+
+const enabled = requirePeer('mosquitto', 'end-to-end tests publish to a real broker') && requirePeer('socat', 'serial ports are socat pty pairs');
+
+const TAGS = { mode: { writable: true, type: 'string' }, sp: { writable: true, type: 'number', min: 0, max: 100_000 } };
+type Result = { topic: string; ok: boolean; error?: string };
+
+/** everything the instrument end of the pty receives (read continuously, so the gateway's writes never block) */
+function listen(path: string): { text: () => string; close: () => void } {
+  let received = '';
+  const rs = createReadStream(path);
+  rs.on('data', (d) => { received += d.toString(); });
+  rs.on('error', () => {});
+  return { text: () => received, close: () => rs.destroy() };
+}
+
+async function resultsClient(url: string) {
+  const client = await mqtt.connectAsync(url);
+  const results: Result[] = [];
+  client.on('message', (topic, payload) => results.push({ topic, ...(JSON.parse(payload.toString()) as { ok: boolean; error?: string }) }));
+  await client.subscribeAsync('edgegate/gw1/devices/+/set/+/result', { qos: 1 });
+  return { client, results };
+}
+
+if (enabled) {
+  test('oversized, deeply nested and non-finite writes are refused with a clear result; nothing reaches the device', async () => {
+    const e = await setup();
+    try {
+      const sub = await e.subscribe(e.broker!.url);
+      const inst1 = serialDevice('inst1', e.pty!.device, { write_template: 'SET {tag} {value}\n', tags: TAGS });
+      // a device configured for large writes: its payloads are checked before the device is even reached
+      const big = serialDevice('big', `${e.dir}/no-such-port`, { write_template: 'SET {tag} {value}\n', max_write_bytes: '1MiB', tags: TAGS });
+      e.start(gatewayConfig(e.broker!.url, e.dir, [inst1, big]));
+      await waitForState(sub, 'inst1', 'connected');
+      const line = listen(e.pty!.instrument);
+      const { client, results } = await resultsClient(e.broker!.url);
+      try {
+        const write = async (device: string, tag: string, payload: string): Promise<Result> => {
+          const before = results.length;
+          await client.publishAsync(`edgegate/gw1/devices/${device}/set/${tag}`, payload, { qos: 1 });
+          await waitFor(() => results.length > before, 10_000, `the result of a ${payload.length}-byte write to ${device}/${tag}`);
+          return results[before]!;
+        };
+        const huge = await write('inst1', 'mode', `"${'x'.repeat(1_000_000)}"`);
+        assert.equal(huge, { topic: 'edgegate/gw1/devices/inst1/set/mode/result', ok: false, error: 'the payload is 1000002 bytes, more than max_write_bytes (1024) allows' });
+        // within the payload limit, but the filled-in template is not
+        const long = await write('inst1', 'mode', `"${'y'.repeat(1020)}"`);
+        assert.equal(long.error, 'the command would be 1030 bytes, more than max_write_bytes (1024) allows');
+        const deep = await write('big', 'mode', '['.repeat(200_000) + ']'.repeat(200_000));
+        assert.equal(deep.error, 'the payload is nested too deeply (a write is one value)');
+        const deepSmall = await write('inst1', 'sp', '{"value":'.repeat(100) + '1' + '}'.repeat(100));
+        assert.equal(deepSmall.error, 'the payload is nested too deeply (a write is one value)');
+        const inf = await write('inst1', 'sp', '1e400');
+        assert.equal(inf.error, 'the value is not a finite number');
+        const ok = await write('inst1', 'sp', '12.5');
+        assert.is(ok.ok, true);
+        // writes go to the line in the order they were handled: the good one came last
+        await waitFor(() => line.text().includes('SET sp 12.5\n'), 5000, 'the good write at the instrument');
+        assert.is(line.text(), 'SET sp 12.5\n', 'nothing of the refused writes reached the device');
+      } finally {
+        line.close();
+        await client.endAsync();
+      }
+    } finally {
+      await e.cleanup();
+    }
+  });
+}
+
+test.run();
