@@ -13,7 +13,7 @@ import type { ServiceSummary } from './service-notifier.js';
 import { StatsCollector } from './stats.js';
 import type { Batch, Clock, Logger, Reading } from './types.js';
 import { isPublishTopic } from './topics.js';
-import { parseWritePayload } from './writes.js';
+import { parseWritePayload, WriteLog } from './writes.js';
 
 export const VERSION = '0.1.0';
 
@@ -41,6 +41,7 @@ export class Gateway {
   private statsTimer: NodeJS.Timeout | undefined;
   private readonly startedAt: number;
   private readonly progress = new PublisherProgress();
+  private readonly writeLog: WriteLog;
 
   constructor(config: ResolvedConfig, private readonly opts: GatewayOptions) {
     this.config = config;
@@ -48,6 +49,7 @@ export class Gateway {
     this.clock = opts.clock ?? systemClock;
     this.stats = new StatsCollector(this.clock);
     this.startedAt = this.clock.now();
+    this.writeLog = new WriteLog(this.log, () => this.clock.monotonic());
   }
 
   get prefix(): string {
@@ -252,6 +254,8 @@ export class Gateway {
   }
 
   private publishStats(): void {
+    // at the stats' pace: the count of writes held back from the log at the end of a burst
+    this.writeLog.flush();
     const p = this.publisher;
     if (!p) return;
     const s = p.stats();
@@ -276,13 +280,13 @@ export class Gateway {
     } catch (err) {
       result = { ok: false, error: err instanceof Error ? err.message : String(err) };
     }
-    this.log.info({ device, tag, ok: result.ok, ...(result.ok ? {} : { error: result.error }) }, 'write');
+    this.writeLog.result(device, tag, result);
     const body = JSON.stringify(result);
     const p = this.publisher;
     if (!p) return;
     p.publish(`${topic}/result`, body, { qos: 1 });
     if (props.responseTopic && !isPublishTopic(props.responseTopic)) {
-      this.log.warn({ device, tag, response_topic: props.responseTopic.slice(0, 100) }, 'write: response topic is not a valid topic; no response sent there');
+      this.writeLog.badResponseTopic(device, tag, props.responseTopic);
     } else if (props.responseTopic) {
       p.publish(props.responseTopic, body, { qos: 1, ...(props.correlationData ? { properties: { correlationData: props.correlationData } } : {}) });
     }

@@ -62,8 +62,28 @@ export class RateLimitedLog {
   }
 
   warn(obj: Record<string, unknown>, msg: string): void {
+    this.line('warn', obj, msg);
+  }
+
+  info(obj: Record<string, unknown>, msg: string): void {
+    this.line('info', obj, msg);
+  }
+
+  /**
+   * The end of a burst: the count held back since the last line, logged once
+   * the interval allows, so it is not lost when no further event comes.
+   */
+  flush(level: 'info' | 'warn', obj: Record<string, unknown>, msg: string): void {
+    if (this.suppressed === 0) return;
+    const t = this.now();
+    if (t - this.last < this.intervalMs) return;
+    this.last = t;
+    this.line(level, obj, msg);
+  }
+
+  private line(level: 'info' | 'warn', obj: Record<string, unknown>, msg: string): void {
     const extra = this.suppressed > 0 ? { suppressed: this.suppressed } : {};
     this.suppressed = 0;
-    this.log.warn({ ...obj, ...extra }, msg);
+    this.log[level]({ ...obj, ...extra }, msg);
   }
 }

@@ -3,7 +3,9 @@
 // the tag publishes (after scale and offset), so a numeric write is converted
 // back to the device's raw units before it is sent.
 import { modbusTagType, type TagConfig, type ValueType } from '../config/schema.js';
+import { RateLimitedLog } from './logger.js';
 import { valueTypeOf } from './tags.js';
+import type { Logger } from './types.js';
 
 export type WriteCheck = { ok: true; value: number | boolean | string } | { ok: false; error: string };
 
@@ -122,3 +124,40 @@ function nestingOver(bytes: Buffer, max: number): boolean {
   return false;
 }
 
+const WRITE_LOG_INTERVAL_MS = 10_000;
+const HELD_BACK = 'writes held back from the log';
+
+/**
+ * The log of writes arriving over MQTT: a line per interval at most for the
+ * accepted ones, one for the refused ones (so a flood of good writes cannot
+ * hide a refusal) and one for unusable response topics, each line with the
+ * count held back before it. Every write still gets its result on MQTT.
+ */
+export class WriteLog {
+  private readonly accepted: RateLimitedLog;
+  private readonly refused: RateLimitedLog;
+  private readonly badResponse: RateLimitedLog;
+
+  constructor(log: Logger, now: () => number, intervalMs = WRITE_LOG_INTERVAL_MS) {
+    this.accepted = new RateLimitedLog(log, intervalMs, now);
+    this.refused = new RateLimitedLog(log, intervalMs, now);
+    this.badResponse = new RateLimitedLog(log, intervalMs, now);
+  }
+
+  result(device: string, tag: string, result: { ok: true } | { ok: false; error: string }): void {
+    if (result.ok) {
+      if (this.accepted.take()) this.accepted.info({ device, tag, ok: true }, 'write');
+    } else if (this.refused.take()) this.refused.info({ device, tag, ok: false, error: result.error }, 'write');
+  }
+
+  badResponseTopic(device: string, tag: string, topic: string): void {
+    if (this.badResponse.take()) this.badResponse.warn({ device, tag, response_topic: topic.slice(0, 100) }, 'write: response topic is not a valid topic; no response sent there');
+  }
+
+  /** the counts held back at the end of a burst: call it now and then (it logs once per interval at most) */
+  flush(): void {
+    this.accepted.flush('info', { ok: true }, HELD_BACK);
+    this.refused.flush('info', { ok: false }, HELD_BACK);
+    this.badResponse.flush('warn', {}, 'write responses to invalid topics held back from the log');
+  }
+}

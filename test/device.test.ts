@@ -7,7 +7,7 @@ import { FakeClock } from '../gateway/clock.js';
 import { DeviceTask, type DeviceStatus } from '../gateway/device.js';
 import { createLogger } from '../gateway/logger.js';
 import { PermanentError, type Batch, type Driver, type DriverContext, type Logger } from '../gateway/types.js';
-import { BadPayload, checkWrite, NotJson, parseWritePayload } from '../gateway/writes.js';
+import { BadPayload, checkWrite, NotJson, parseWritePayload, WriteLog } from '../gateway/writes.js';
 
 const log = createLogger({ level: 'silent' });
 const settle = () => new Promise((r) => setImmediate(r));
@@ -285,6 +285,38 @@ test('checkWrite: a non-finite number says so; refused values are quoted briefly
   assert.equal(checkWrite(tag, 'x'.repeat(100)), { ok: false, error: `expected a value of type number, got "${'x'.repeat(40)}"` });
   assert.equal(checkWrite(tag, new BadPayload('too big')), { ok: false, error: 'too big' });
   assert.equal(checkWrite(device().tags.ro!, new BadPayload('too big')), { ok: false, error: 'tag is not writable' });
+});
+
+test('the write log: 5,000 writes give a line per 10 s per outcome, every write counted', () => {
+  const clock = new FakeClock();
+  const lines: Array<{ level: string; msg: string } & Record<string, unknown>> = [];
+  const capture: Logger = {
+    trace() {}, debug() {}, error() {}, fatal() {},
+    info(obj: object | string, msg?: string) { if (typeof obj === 'object') lines.push({ level: 'info', msg: msg ?? '', ...obj }); },
+    warn(obj: object | string, msg?: string) { if (typeof obj === 'object') lines.push({ level: 'warn', msg: msg ?? '', ...obj }); },
+    child() { return capture; },
+  };
+  const writes = new WriteLog(capture, () => clock.monotonic());
+  for (let i = 0; i < 5000; i++) {
+    writes.result('dev1', 'sp', i % 5 === 4 ? { ok: false, error: `bad ${i}` } : { ok: true });
+    if (i % 7 === 0) writes.badResponseTopic('dev1', 'sp', 'reply/#');
+    if (i === 2500) clock.advance(10_000);
+  }
+  writes.flush();
+  assert.is(lines.length, 6, 'first and after 10 s, for accepted, refused and bad response topics');
+  clock.advance(9_999);
+  writes.flush();
+  assert.is(lines.length, 6, 'nothing before the interval has passed');
+  clock.advance(1);
+  writes.flush();
+  writes.flush();
+  const accounted = (pick: (l: (typeof lines)[number]) => boolean) => lines.filter(pick).reduce((n, l) => n + (l.msg === 'write' ? 1 : 0) + ((l.suppressed as number | undefined) ?? 0), 0);
+  assert.is(accounted((l) => l.ok === true), 4000);
+  assert.is(accounted((l) => l.ok === false), 1000);
+  assert.is(lines.filter((l) => l.msg.includes('response')).reduce((n, l) => n + (l.level === 'warn' && l.msg.startsWith('write:') ? 1 : 0) + ((l.suppressed as number | undefined) ?? 0), 0), 715);
+  assert.is(lines.length, 9, 'one closing line each');
+  assert.equal(lines.find((l) => l.ok === false), { level: 'info', msg: 'write', device: 'dev1', tag: 'sp', ok: false, error: 'bad 4' });
+  assert.equal(lines.filter((l) => l.msg === 'writes held back from the log').map((l) => l.ok), [true, false]);
 });
 
 test.run();

@@ -1,7 +1,8 @@
 // Writes over MQTT are bounded, end to end: a real Mosquitto, the gateway CLI
 // and a serial instrument on a socat pty. Oversized, deeply nested and
 // non-finite writes are refused with a clear result and never reach the
-// device.
+// device; a burst of writes logs a bounded number of lines that still
+// account for every write.
 import { createReadStream } from 'node:fs';
 import mqtt from 'mqtt';
 import { test } from 'uvu';
@@ -66,6 +67,41 @@ if (enabled) {
         // writes go to the line in the order they were handled: the good one came last
         await waitFor(() => line.text().includes('SET sp 12.5\n'), 5000, 'the good write at the instrument');
         assert.is(line.text(), 'SET sp 12.5\n', 'nothing of the refused writes reached the device');
+      } finally {
+        line.close();
+        await client.endAsync();
+      }
+    } finally {
+      await e.cleanup();
+    }
+  });
+
+  test('a burst of 5,000 writes logs a bounded number of lines, with the count of those held back', async () => {
+    const e = await setup();
+    try {
+      const sub = await e.subscribe(e.broker!.url);
+      const gw = e.start(gatewayConfig(e.broker!.url, e.dir, [serialDevice('inst1', e.pty!.device, { write_template: 'SET {tag} {value}\n', tags: TAGS })]));
+      await waitForState(sub, 'inst1', 'connected');
+      const line = listen(e.pty!.instrument);
+      const client = await mqtt.connectAsync(e.broker!.url);
+      try {
+        const started = Date.now();
+        // every fifth write is refused (a string for a number tag)
+        for (let i = 1; i <= 5000; i++) client.publish('edgegate/gw1/devices/inst1/set/sp', i % 5 === 0 ? '"abc"' : String(i), { qos: 1 });
+        const writeLines = () => gw.logs().filter((l) => l.msg === 'write' || l.msg === 'writes held back from the log');
+        // a 'write' line is one write plus those held back before it; the closing line, only those held back
+        const accounted = (ok: boolean) => writeLines().filter((l) => l.ok === ok)
+          .reduce((n, l) => n + (l.msg === 'write' ? 1 : 0) + (typeof l.suppressed === 'number' ? l.suppressed : 0), 0);
+        await waitFor(() => accounted(true) === 4000 && accounted(false) === 1000, 60_000, 'every write accounted for in the log');
+        const elapsed = Date.now() - started;
+        await waitFor(() => line.text().includes('SET sp 4999\n'), 5000, 'the last good write at the instrument');
+        const lines = writeLines();
+        // per outcome: one line per 10 s at most, and one for the count held back at the end
+        const bound = 2 * (2 + Math.ceil(elapsed / 10_000));
+        assert.ok(lines.length <= bound, `${lines.length} log lines for 5,000 writes (at most ${bound})`);
+        const refused = lines.find((l) => l.ok === false && l.msg === 'write');
+        assert.match(String(refused?.error), /expected a value of type number/, 'a refused write is still visible with its reason');
+        console.log(`# 5,000 writes in ${elapsed} ms: ${lines.length} write log lines, ${gw.logs().length} lines in all`);
       } finally {
         line.close();
         await client.endAsync();
