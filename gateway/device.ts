@@ -41,6 +41,12 @@ export interface DeviceTaskOptions {
 }
 
 const PARSE_LOG_INTERVAL_MS = 10_000;
+/**
+ * writes handed to the driver and not finished yet: a slow line (a serial
+ * device at 9,600 baud) queues writes behind each other, and a flood of them
+ * must be refused, not held in memory for minutes
+ */
+export const MAX_PENDING_WRITES = 32;
 /** a connection that stayed up this long ends a failure episode: backoff starts again at its first step */
 const STABLE_CONNECTION_MS = 30_000;
 
@@ -55,6 +61,7 @@ export class DeviceTask {
   private driver: Driver | undefined;
   private connectedSince: number | undefined;
   private loop: Promise<void> | undefined;
+  private pendingWrites = 0;
 
   constructor(private readonly opts: DeviceTaskOptions) {
     const { config, clock } = opts;
@@ -115,7 +122,15 @@ export class DeviceTask {
     if (!checked.ok) throw new Error(checked.error);
     if (!this.driver?.write) throw new Error(`device ${this.id} does not support writes`);
     if (this.status.state !== 'connected' && this.status.state !== 'error') throw new Error(`device ${this.id} is ${this.status.state}`);
-    await this.driver.write(found.key, checked.value);
+    if (this.pendingWrites >= MAX_PENDING_WRITES) {
+      throw new Error(`device ${this.id} is busy: ${this.pendingWrites} writes are still waiting for it; try again later`);
+    }
+    this.pendingWrites++;
+    try {
+      await this.driver.write(found.key, checked.value);
+    } finally {
+      this.pendingWrites--;
+    }
   }
 
   private setStatus(state: DeviceState, error?: string): void {

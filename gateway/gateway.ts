@@ -269,6 +269,8 @@ export class Gateway {
     const rest = topic.slice(this.prefix.length + '/devices/'.length);
     const [device, set, tag] = rest.split('/');
     if (set !== 'set' || !device || !tag) return;
+    // clearing a retained write (an empty retained message) is no write, and gets no result
+    if (payload.length === 0) return;
     let result: { ok: true } | { ok: false; error: string };
     try {
       // a retained command would be carried out again at every reconnect and restart

@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { configSchema, type DeviceConfig } from '../config/schema.js';
 import { FakeClock } from '../gateway/clock.js';
-import { DeviceTask, type DeviceStatus } from '../gateway/device.js';
+import { DeviceTask, MAX_PENDING_WRITES, type DeviceStatus } from '../gateway/device.js';
 import { createLogger } from '../gateway/logger.js';
 import { PermanentError, type Batch, type Driver, type DriverContext, type Logger } from '../gateway/types.js';
 import { BadPayload, checkWrite, NotJson, parseWritePayload, WriteLog } from '../gateway/writes.js';
@@ -243,6 +243,32 @@ test('writes reach only writable tags, checked against type, min and max', async
   await task.write('any', 'x');
   await task.write('on', false);
   assert.equal(driver.writes.slice(2), [['mode', 'auto'], ['temp_sp', 615], ['any', 'x'], ['on', false]]);
+  await task.stop();
+});
+
+test('writes waiting for a slow device are bounded: one more is refused as busy, and taken again once they finish', async () => {
+  const clock = new FakeClock();
+  const driver = new ScriptedDriver(async (_n, ctx) => { ctx.setStatus('connected'); return untilAborted(ctx); });
+  // the line is busy: every write waits until the test lets it finish
+  const release: Array<() => void> = [];
+  driver.write = (key, value) => { driver.writes.push([key, value]); return new Promise<void>((r) => release.push(r)); };
+  const { task } = makeTask(driver, clock);
+  task.start();
+  await settle();
+  const waiting = Array.from({ length: MAX_PENDING_WRITES }, (_, i) => task.write('sp', i));
+  try {
+    await task.write('sp', 99);
+    assert.unreachable('a write beyond the bound should be refused');
+  } catch (e) {
+    assert.match((e as Error).message, `device dev1 is busy: ${MAX_PENDING_WRITES} writes are still waiting for it`);
+  }
+  assert.is(driver.writes.length, MAX_PENDING_WRITES, 'the refused write never reached the driver');
+  release.shift()!();
+  await waiting[0];
+  const next = task.write('sp', 50);
+  assert.is(driver.writes.length, MAX_PENDING_WRITES + 1, 'room again once one finished');
+  for (const r of release.splice(0)) r();
+  await Promise.all([...waiting, next]);
   await task.stop();
 });
 
