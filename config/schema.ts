@@ -219,6 +219,10 @@ export const configSchema = z.strictObject({
     dir: z.string().min(1).optional(),
     max_size: size.default(256 * 1024 * 1024),
     durability: z.enum(['on_outage', 'always']).default('on_outage'),
+    /** readings per second while a backlog is replayed after an outage; 0: unlimited */
+    replay_rate: z.number().refine((r) => r === 0 || (r >= 1 && Number.isFinite(r)), { message: 'expected 0 (unlimited) or a number of readings per second >= 1' }).default(0),
+    /** a backlog's replay starts after a random delay of up to this, so that gateways reconnecting together spread out */
+    replay_jitter: duration.refine((ms) => ms <= 60_000, { message: 'expected a duration of at most 60s' }).default(3000),
   }).prefault({}),
   batch: batchSettings.prefault({}),
   stats_interval: positiveDuration.default(60_000),

@@ -94,6 +94,8 @@ export class Gateway {
       log: this.log.child({ component: 'mqtt' }),
       maxQueuedBytes: Math.min(this.config.buffer.max_size, MEMORY_QUEUE_MAX_BYTES),
       ...(this.store ? { buffer: this.store.buffer } : {}),
+      replay: { rate: this.config.buffer.replay_rate, jitterMs: this.config.buffer.replay_jitter },
+      clock: this.clock,
       subscriptions: [`${this.prefix}/devices/+/set/+`],
       onMessage: (topic, payload, props) => void this.handleWrite(topic, payload, props),
     });

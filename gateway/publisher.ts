@@ -21,13 +21,17 @@
 //   those batches return to the buffer head (a duplicate is possible, a loss not);
 // - a PUBACK with an error reason code (MQTT 5) is a refusal that no retry can
 //   fix: the batch is dropped, counted and warned about.
+// A backlog found at a connect is replayed after a random delay and at a
+// pace (replay.ts); the pump only asks it whether the next batch may go.
 import { readFileSync } from 'node:fs';
 import { connect, ErrorWithReasonCode, type IClientOptions, type MqttClient } from 'mqtt';
 import type { ResolvedConfig } from '../config/schema.js';
 import { MemoryBuffer } from './buffer/memory-buffer.js';
 import type { BatchBuffer, BufferedBatch } from './buffer/types.js';
+import { systemClock } from './clock.js';
 import { safeUrl } from './logger.js';
-import type { Batch, Logger } from './types.js';
+import { BacklogReplay } from './replay.js';
+import type { Batch, Clock, Logger } from './types.js';
 
 export interface MessageProps { responseTopic?: string; correlationData?: Buffer; retain?: boolean }
 
@@ -45,6 +49,11 @@ export interface PublisherOptions {
   onConnect?: () => void;
   /** reconnect delay, doubled after each failed attempt (default 1 s up to 10 s) */
   reconnect?: { minMs: number; maxMs: number };
+  /** a backlog found at a connect: readings/s (0 unlimited) and the most random delay before it goes; default 0, 0 */
+  replay?: { rate: number; jitterMs: number };
+  /** for the replay's delay and pace (default: the system clock and Math.random) */
+  clock?: Clock;
+  random?: () => number;
 }
 
 export interface PublisherStats {
@@ -65,6 +74,7 @@ export class MqttPublisher {
   #stopping = false;
   #window = 1;
   readonly #buffer: BatchBuffer;
+  readonly #replay: BacklogReplay;
   #inflight: Entry[] = [];
   #sends = 0;
   #retained = new Map<string, string>();
@@ -82,6 +92,10 @@ export class MqttPublisher {
     this.#o = opts;
     this.#buffer = opts.buffer ?? new MemoryBuffer({ maxBytes: opts.maxQueuedBytes, log: opts.log });
     this.#buffer.onReadable = () => this.#pump();
+    this.#replay = new BacklogReplay({
+      rate: opts.replay?.rate ?? 0, jitterMs: opts.replay?.jitterMs ?? 0, clock: opts.clock ?? systemClock,
+      random: opts.random ?? Math.random, log: opts.log, resume: () => this.#pump(),
+    });
   }
 
   get connected(): boolean { return this.#connected; }
@@ -129,6 +143,7 @@ export class MqttPublisher {
       this.#buffer.setOnline(true);
       // never more in flight than the broker takes (MQTT 5 receive maximum; Mosquitto says 20)
       this.#window = Math.min(m.max_inflight, connack.properties?.receiveMaximum ?? Infinity);
+      this.#replay.connected(this.#buffer.queued);
       log.info({ url: where, queued_batches: this.queuedBatches, inflight: this.inflight }, 'mqtt connected');
       client.publish(this.#o.statusTopic, this.#o.onlinePayload(), { qos: 1, retain: true });
       for (const topic of this.#retained.keys()) this.#retainedDirty.add(topic);
@@ -145,6 +160,7 @@ export class MqttPublisher {
     client.on('close', () => {
       if (this.#connected && !this.#stopping) log.warn({ url: where, inflight: this.inflight, queued_batches: this.queuedBatches }, 'mqtt connection lost');
       this.#connected = false;
+      this.#replay.stop();
       // after stop() the buffer may already serve the next connection
       if (!this.#stopping) this.#buffer.setOnline(false);
       if (m.qos === 0) this.#reclaim(() => true);
@@ -175,6 +191,7 @@ export class MqttPublisher {
 
   publishBatch(b: Batch): void {
     this.#buffer.push(b);
+    this.#replay.arrived(b.readings);
     this.#pump();
   }
 
@@ -232,6 +249,7 @@ export class MqttPublisher {
     const client = this.#client;
     if (!client || this.#stopping) return;
     this.#stopping = true;
+    this.#replay.stop();
     if (this.#connected) {
       await bounded(1000, (done) => client.publish(this.#o.statusTopic, this.#o.offlinePayload, { qos: 1, retain: true }, () => done()));
     }
@@ -258,9 +276,13 @@ export class MqttPublisher {
         });
       }
       const qos = this.#o.mqtt.qos;
-      while (this.#inflight.length < this.#window && this.#connected) {
+      while (this.#inflight.length < this.#window && this.#connected && this.#replay.mayGo()) {
         const item = this.#buffer.next();
-        if (!item) break;
+        if (!item) {
+          if (this.#replay.active && this.#buffer.queued === 0) this.#replay.caughtUp();
+          break;
+        }
+        this.#replay.sent(item.batch.readings);
         const sent = ++this.#sends;
         const entry: Entry = { item, sent, failed: false };
         this.#inflight.push(entry);
