@@ -14,8 +14,10 @@ import { captureLog } from './helpers/mqtt-fixtures.js';
  */
 function pump(pacer: ReplayPacer, clock: FakeClock, ms: number, size: number, lateMs = 0, onTick?: (at: number) => void): number {
   const end = clock.monotonic() + ms;
+  // a pacer that never says wait must fail the test, not hang it
+  const cap = 10 * (pacer.rate * ms) / 1000 + 10 * size;
   let out = 0;
-  while (clock.monotonic() < end) {
+  while (clock.monotonic() < end && out <= cap) {
     const wait = pacer.wait();
     if (wait === 0) {
       pacer.take(size);
@@ -58,7 +60,7 @@ test('pacer: a pause (window full, broker slow) saves no more than the small bur
   const pacer = new ReplayPacer(1000, clock);
   clock.advance(60_000);
   let out = 0;
-  while (pacer.wait() === 0) { pacer.take(10); out += 10; }
+  while (pacer.wait() === 0 && out < 100_000) { pacer.take(10); out += 10; }
   assert.is(out, 110, 'a minute idle gives 100 ms worth (and the batch that empties it), not 60,000 readings at once');
 });
 
@@ -170,7 +172,7 @@ test('replay: a pace raised above replay_rate is warned about once per catch-up'
   for (let s = 0; s < 30; s++) {
     r.arrived(1000);
     clock.advance(1000);
-    while (r.mayGo()) r.sent(10);
+    for (let n = 0; n < 1000 && r.mayGo(); n++) r.sent(10);
   }
   assert.is(lines.filter((l) => l.level === 'warn' && l.msg?.includes('faster than buffer.replay_rate')).length, 1);
 });
