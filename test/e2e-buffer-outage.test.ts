@@ -15,6 +15,7 @@ import * as assert from 'uvu/assert';
 import { dataOf, gatewayConfig, serialDevice, setup, waitForState } from './helpers/e2e.js';
 import { batchesOnDisk, bufferStats, delivery, figures, missing } from './helpers/e2e-buffer.js';
 import { startMosquitto, type TestBroker } from './helpers/mosquitto.js';
+import { MqttProxy } from './helpers/mqtt-fixtures.js';
 import { requirePeer, sleep, waitFor } from './helpers/peers.js';
 
 const enabled = requirePeer('mosquitto', 'end-to-end tests publish to a real broker') && requirePeer('socat', 'serial ports are socat pty pairs');
@@ -125,6 +126,52 @@ if (enabled) {
       await feed.stop().catch(() => undefined);
       await e.cleanup();
       await broker.stop();
+    }
+  });
+
+  // The gateway reaches the broker through a proxy, and the outage is the
+  // proxy closed: the subscriber stays connected, so it sees the replay as it
+  // is sent. Its duration has a floor (the bucket never hands out more than
+  // its burst and one batch beyond the rate), which a slow machine only raises.
+  test('buffer.replay_rate: the backlog of an outage arrives paced, before the live data, in order', async () => {
+    const e = await setup();
+    const proxy = new MqttProxy(e.broker!.port);
+    const feed = e.feed();
+    try {
+      await proxy.open();
+      const sub = await e.subscribe(e.broker!.url);
+      const RATE = 1000, BACKLOG = 4000, LIVE = 300;
+      const base = gatewayConfig(proxy.url, e.dir, [serialDevice('inst1', e.pty!.device)]);
+      const gw = e.start({ ...base, buffer: { ...base.buffer, replay_rate: RATE, replay_jitter: 0 } });
+      await waitForState(sub, 'inst1', 'connected');
+      await proxy.close();
+      await waitFor(() => gw.logs().some((l) => l.msg === 'mqtt connection lost'), 10_000, 'the outage noticed');
+      await feed.run(1, BACKLOG, 2000);
+      await waitFor(() => valuesOnDisk(join(e.dir, 'buffer')).has(BACKLOG), 10_000, `n=${BACKLOG} in the disk buffer`, 50);
+      // live data keeps coming (100/s, well below the rate) while the backlog goes
+      feed.start(BACKLOG + 1, BACKLOG + LIVE, 100);
+      await proxy.open();
+      const backlogIn = () => delivery(dataOf(sub, 'inst1')).values.filter((v) => v <= BACKLOG).length;
+      await waitFor(() => backlogIn() > 0, 30_000, 'the replay begins', 20);
+      const t0 = Date.now();
+      await waitFor(() => backlogIn() >= BACKLOG, 30_000, `${BACKLOG} backlog values`, 20);
+      const seconds = (Date.now() - t0) / 1000;
+      assert.is(await feed.done(), BACKLOG + LIVE);
+      await waitFor(() => new Set(delivery(dataOf(sub, 'inst1')).values).size >= BACKLOG + LIVE, 30_000, 'the live values', 50);
+      const replayed = gw.logs().find((l) => l.msg === 'backlog replayed') as { readings?: number; readings_per_s?: number } | undefined;
+      const d = delivery(dataOf(sub, 'inst1'));
+      figures('paced replay', { replay_rate: RATE, backlog_readings: BACKLOG, seconds_at_subscriber: seconds, readings_per_s_at_subscriber: Math.round(BACKLOG / seconds), gateway_readings_per_s: replayed?.readings_per_s ?? -1 });
+      // the bucket: at most 100 ms worth (the burst) and one batch of 50 beyond the rate
+      assert.ok(seconds >= (BACKLOG - RATE / 10 - 50) / RATE - 0.6, `the backlog took ${seconds} s at the subscriber`);
+      assert.ok(replayed !== undefined && (replayed.readings_per_s ?? Infinity) <= RATE * 1.2, `the gateway's own figure: ${JSON.stringify(replayed)}`);
+      assert.equal(missing(d.values, BACKLOG + LIVE), []);
+      assert.equal({ conflicting: d.conflicting, repeatedValues: d.repeatedValues, outOfOrder: d.outOfOrder }, { conflicting: 0, repeatedValues: 0, outOfOrder: 0 });
+      assert.equal(d.values, Array.from({ length: BACKLOG + LIVE }, (_, i) => i + 1), 'the backlog first, then the live data, in acquisition order');
+      assert.is((await gw.stop()).code, 0);
+    } finally {
+      await feed.stop().catch(() => undefined);
+      await proxy.close();
+      await e.cleanup();
     }
   });
 }
