@@ -1,7 +1,9 @@
 // The disk buffer's rows: the replay of a 100 MB backlog into Mosquitto while
 // live data keeps arriving (readings/s, RSS against the RSS before the replay,
-// live batches kept behind the backlog), and the bytes written to disk per
-// batch in each durability mode, from /proc/<pid>/io of the gateway process.
+// live batches kept behind the backlog), the same at a set buffer.replay_rate
+// (the rate the subscriber measures against the one set), and the bytes
+// written to disk per batch in each durability mode, from /proc/<pid>/io of
+// the gateway process.
 // The backlog is written straight into the buffer dir with the buffer's own
 // frame encoder (as a long outage would have left it), so the phase spends its
 // time on the replay, not on producing 1.6 million readings through a pty.
@@ -128,9 +130,9 @@ async function teardown(r: Rig): Promise<void> {
   r.tmp.remove();
 }
 
-function gatewayConfig(r: Rig, url: string, durability: 'on_outage' | 'always') {
+function gatewayConfig(r: Rig, url: string, durability: 'on_outage' | 'always', replayRate = 0) {
   return writeConfig(r.tmp.dir, {
-    gateway: { id: 'bench' }, mqtt: { url, qos: 1 }, buffer: { dir: join(r.tmp.dir, 'buffer'), durability },
+    gateway: { id: 'bench' }, mqtt: { url, qos: 1 }, buffer: { dir: join(r.tmp.dir, 'buffer'), durability, replay_rate: replayRate },
     batch: { max_readings: READINGS_PER_BATCH, max_wait: '100ms' }, stats_interval: '1s',
     devices: [{ id: 'dev1', driver: 'serial', port: r.pty!.device, baud_rate: 115200, format: 'kv', tags: { n: { type: 'integer' } } }],
   });
@@ -153,14 +155,15 @@ async function waitUntil(cond: () => boolean, ms: number, what: string): Promise
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
-async function replayRow(backlogBytes: number): Promise<Row> {
+/** the replay of a backlog, unlimited or at replayRate readings/s */
+async function replayRow(backlogBytes: number, replayRate = 0): Promise<Row> {
   const r: Rig = { tmp: tempDir('edgegate-bench-buffer-') };
   try {
     const backlog = writeBacklog(join(r.tmp.dir, 'buffer'), backlogBytes);
     r.broker = await startMosquitto();
     await r.broker.stop();
     r.pty = await ptyPair(r.tmp.dir);
-    const gw = r.gw = runCli(['run', '--config', gatewayConfig(r, r.broker.url, 'on_outage')], { env: DEPLOYED });
+    const gw = r.gw = runCli(['run', '--config', gatewayConfig(r, r.broker.url, 'on_outage', replayRate)], { env: DEPLOYED });
     await waitUntil(() => gw.logs().some((l) => l.device === 'dev1' && l.state === 'connected'), 30_000, 'the gateway recovered and reading');
     const pid = gw.proc.pid!;
     const sampler = new ProcSampler(pid, 100);
@@ -179,7 +182,7 @@ async function replayRow(backlogBytes: number): Promise<Row> {
     const loops = counter.loopP99.filter((x) => x.at >= counter.firstAt && x.at <= counter.backlogDoneAt + 1000).map((x) => x.ms);
     const ratio = idle.max_rss > 0 ? w.max_rss / idle.max_rss : null;
     return {
-      name: `buffer replay ${backlogBytes / MB} MB → mosquitto`,
+      name: replayName(backlogBytes, replayRate),
       readings_per_s: Math.round(backlog.readings / seconds), lost: backlog.batches - counter.backlogSeen,
       cpu_pct: w.seconds > 0 ? round1((w.cpu_s / w.seconds) * 100) : null, rss_mb: round1(w.max_rss / MB),
       loop_p99_ms: loops.length > 0 ? Math.max(...loops) : null, p50_ms: null, p99_ms: null,
@@ -191,11 +194,25 @@ async function replayRow(backlogBytes: number): Promise<Row> {
         rss_idle_mb: round1(idle.max_rss / MB), rss_replay_mb: round1(w.max_rss / MB), rss_ratio: ratio === null ? null : Math.round(ratio * 100) / 100,
         rss_anon_idle_mb: round1(idle.max_rss_anon / MB), rss_anon_replay_mb: round1(w.max_rss_anon / MB),
         duplicates: counter.backlogDuplicates, live_batches: counter.live, live_before_backlog_done: counter.liveBeforeBacklogDone, live_out_of_order: counter.liveOutOfOrder,
+        replay_rate: replayRate > 0 ? replayRate : 'unlimited',
       },
     };
   } finally {
     await teardown(r);
   }
+}
+
+const replayName = (bytes: number, rate: number) => `buffer replay ${bytes / MB} MB${rate > 0 ? ` at ${rate / 1000}k/s` : ''} → mosquitto`;
+
+/** the replay at a set rate: the rate the subscriber measured (first to last backlog batch) against it */
+async function pacedReplayRow(backlogBytes: number, rate: number): Promise<Row> {
+  const row = await replayRow(backlogBytes, rate);
+  const measured = row.readings_per_s ?? 0;
+  const off = (measured / rate - 1) * 100;
+  row.note = `set ${rate.toLocaleString('en-US')} readings/s, measured ${measured.toLocaleString('en-US')} (${off >= 0 ? '+' : ''}${off.toFixed(1)} %); ${row.note}`
+    + `; target within 5 % of the set rate ${Math.abs(off) <= 5 ? 'ok' : 'MISS'}`;
+  Object.assign(row.detail ?? {}, { measured_vs_set_pct: Math.round(off * 10) / 10 });
+  return row;
 }
 
 /** bytes the gateway writes to disk per batch while a serial stream runs, broker up or away */
@@ -250,10 +267,22 @@ async function row(name: string, phase: () => Promise<Row>): Promise<Row> {
   }
 }
 
+/** readings/s of the paced replay row, and its backlog (about 10 s of it; 3 s with --quick) */
+const PACED_RATE = 50_000;
+
+/**
+ * the paced replay row; alone: node -e "import('./dist/bench/buffer.js')
+ * .then(async (m) => console.log(await m.benchPacedReplay()))"
+ */
+export function benchPacedReplay(opts: { quick?: boolean } = {}): Promise<Row> {
+  const bytes = (opts.quick ? 10 : 30) * MB;
+  return row(replayName(bytes, PACED_RATE), () => pacedReplayRow(bytes, PACED_RATE));
+}
+
 /**
  * The rows, each note ending with its target (benchmark, not test): replay
- * ≥ 100,000 readings/s with RSS ≤ 1.5× before it; no disk write with a
- * healthy broker in on_outage.
+ * ≥ 100,000 readings/s with RSS ≤ 1.5× before it; at a set rate, within 5 %
+ * of it; no disk write with a healthy broker in on_outage.
  */
 export async function benchBuffer(opts: { quick?: boolean } = {}): Promise<Row[]> {
   const seconds = opts.quick ? 3 : 10;
@@ -267,6 +296,7 @@ export async function benchBuffer(opts: { quick?: boolean } = {}): Promise<Row[]
   if (healthy.detail) healthy.note += `; target no disk write ${healthy.detail.write_bytes === 0 ? 'ok' : 'MISS'}`;
   return [
     replay,
+    await benchPacedReplay(opts),
     healthy,
     await row('buffer writes, always, broker up', () => writeRow('always', true, seconds)),
     await row('buffer writes, on_outage, broker away', () => writeRow('on_outage', false, seconds)),

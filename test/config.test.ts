@@ -96,6 +96,17 @@ test('defaults: buffer.dir from STATE_DIRECTORY (first entry), else ./data, alwa
   assert.is(ok(load('buffer: { dir: spool }\n', { STATE_DIRECTORY: '/x' })).buffer.dir, resolve(process.cwd(), 'spool'));
 });
 
+test('buffer.replay_rate and replay_jitter: unlimited and 3 s by default; bad values name the path', () => {
+  const d = ok(load('{}')).buffer;
+  assert.equal({ rate: d.replay_rate, jitter: d.replay_jitter }, { rate: 0, jitter: 3000 });
+  const c = ok(load('buffer: { replay_rate: 20000, replay_jitter: 500ms }\n')).buffer;
+  assert.equal({ rate: c.replay_rate, jitter: c.replay_jitter }, { rate: 20000, jitter: 500 });
+  assert.is(ok(load('buffer: { replay_jitter: 0 }\n')).buffer.replay_jitter, 0);
+  for (const bad of ['-5', '0.5', '"fast"', '.inf']) hasLine(errors(load(`buffer: { replay_rate: ${bad} }\n`)), 'buffer.replay_rate: expected');
+  hasLine(errors(load('buffer: { replay_jitter: 2m }\n')), 'buffer.replay_jitter: expected a duration of at most 60s');
+  hasLine(errors(load('buffer: { replay_jitter: soon }\n')), 'buffer.replay_jitter: expected a duration');
+});
+
 test('env: ${NAME} is replaced in any string, $${NAME} stays literal', () => {
   const c = ok(load('mqtt: { url: "mqtt://${HOST}:${PORT}", username: "$${USER}", password: "${EMPTY}" }\ndevices: [{ id: d1, driver: serial, port: "${DEV}", columns: ["${COL}"], format: csv }]\n',
     { HOST: 'broker', PORT: '1884', USER: 'nobody', EMPTY: '', DEV: '/dev/ttyS0', COL: 'weight' }));
