@@ -216,6 +216,9 @@ export class MqttPublisher {
 
   /** true once the queue and the in-flight window are empty; false at timeout */
   drain(timeoutMs: number): Promise<boolean> {
+    // a stop is no time to pace a catch-up: what the broker takes now need not wait on disk, or be lost from memory
+    this.#replay.stop();
+    this.#pump();
     if (this.#idle()) return Promise.resolve(true);
     return new Promise((resolve) => {
       const done = (ok: boolean) => { clearTimeout(timer); this.#idleWaiters.delete(onIdle); resolve(ok); };

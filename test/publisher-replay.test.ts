@@ -136,4 +136,21 @@ test('a connection lost during the delay: nothing goes at the old timer; the nex
   assert.is(clock.pending, 0, 'no timer left after stop');
 });
 
+
+test('a stop does not wait on the pace: drain() sends the rest of the backlog at once', async () => {
+  const b = await broker();
+  const c = await subscriber(b.url);
+  const clock = new FakeClock();
+  // one reading a second: paced, the backlog would take a minute of the fake clock, which stands still
+  const { pub } = publisher(b.url, { clock, replay: { rate: 1, jitterMs: 0 } });
+  const BACKLOG = 60;
+  for (let s = 1; s <= BACKLOG; s++) pub.publishBatch(mkBatch(s));
+  pub.start();
+  await waitFor(() => pub.connected, 10_000, 'connected');
+  await settled(pub, 2, 'the first burst');
+  assert.ok(await pub.drain(10_000), 'drained with the clock standing still');
+  await waitFor(() => c.messages.length >= BACKLOG, 10_000, 'every batch at the subscriber');
+  assert.equal(orderReport(seqs(c), BACKLOG), { missing: 0, duplicates: 0, outOfOrder: 0 });
+});
+
 test.run();
