@@ -223,12 +223,12 @@ test('the disk fails mid-run: memory takes over (bounded), the mode says why; th
     return {
       write: (...a) => (failing ? Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })) : f.write(...a)),
       datasync: () => f.datasync(),
+      truncate: (len) => f.truncate(len),
       close: () => f.close(),
     };
   };
-  let now = 0;
   const modes: string[] = [];
-  const { b } = await buffer(dir, { open: flaky, now: () => now, retryMs: 1000, fallbackBytes: 20 * 1024, segmentBytes: 16 * 1024, onModeChange: (m) => modes.push(m) });
+  const { b } = await buffer(dir, { open: flaky, retryMs: 20, fallbackBytes: 20 * 1024, segmentBytes: 16 * 1024, onModeChange: (m) => modes.push(m) });
   b.setOnline(false);
   for (let s = 1; s <= 10; s++) b.push(mkBatch(s, 'd1', 100));
   await waitFor(() => written(b, dir), 10_000, 'written');
@@ -242,7 +242,6 @@ test('the disk fails mid-run: memory takes over (bounded), the mode says why; th
   assert.match(b.stats().error ?? '', /ENOSPC/);
   assert.ok(b.stats().dropped_batches > 0, 'memory is bounded: the oldest in memory dropped');
   failing = false;
-  now += 1001;
   b.push(mkBatch(301, 'd1', 100));
   await waitFor(() => b.stats().mode === 'disk', 10_000, 'disk again');
   assert.equal(modes, ['memory', 'disk']);

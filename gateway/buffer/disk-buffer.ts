@@ -12,15 +12,17 @@
 // while the broker is away or more than spillBytes wait behind a full
 // in-flight window; then everything not acknowledged is written, in flight
 // included. A healthy broker therefore costs no disk write at all.
-// A disk that fails is left alone for retryMs: meanwhile memory holds the
-// batches, bounded by fallbackBytes (oldest dropped), and the mode says why.
+// A disk that fails (a full one, typically) is written no more: memory holds
+// the batches, bounded by fallbackBytes (oldest dropped), the mode says why,
+// and a probe every retryMs (disk-probe.ts) finds out when it works again.
 import { accessSync, constants } from 'node:fs';
 import { ByteBoundedQueue } from '../publish-queue.js';
 import type { Batch, Logger } from '../types.js';
+import { DiskProbe } from './disk-probe.js';
 import { OverflowLog } from './overflow.js';
 import { ACKED, DROPPED, OUT, QUEUED, ReadBack, type Rec } from './read-back.js';
 import { SegmentLog, type Segment } from './segment-log.js';
-import type { OpenForAppend } from './segments.js';
+import { openForAppend, type OpenForAppend } from './segments.js';
 import type { BatchBuffer, BufferedBatch, BufferStats } from './types.js';
 import { WriteQueue } from './write-queue.js';
 
@@ -38,8 +40,9 @@ export interface DiskBufferOptions {
   memoryBytes?: number;
   spillBytes?: number;
   segmentBytes?: number;
+  /** how often a disk that failed is probed (default 5 s) */
   retryMs?: number;
-  /** monotonic ms, for retries and read pacing */
+  /** monotonic ms, for read pacing */
   now?: () => number;
 }
 
@@ -66,14 +69,18 @@ export class DiskBuffer implements BatchBuffer {
   #damaged = 0;
   #online = false;
   #error: string | undefined;
-  #retryAt = 0;
+  readonly #probe: DiskProbe;
   #flushing: Promise<void> | undefined;
   #flushAgain = false;
   #closing = false;
   #markTimer: NodeJS.Timeout | undefined;
 
-  private constructor(opts: DiskBufferOptions, disk: SegmentLog) {
+  private constructor(opts: DiskBufferOptions, disk: SegmentLog, segmentBytes: number) {
     this.#o = opts;
+    this.#probe = new DiskProbe({
+      dir: opts.dir, open: opts.open ?? openForAppend, freeBytes: Math.min(GROUP_BYTES, segmentBytes), intervalMs: opts.retryMs ?? 5000,
+      log: opts.log, onUsable: () => this.#recovered(),
+    });
     this.#disk = disk;
     this.#always = opts.durability === 'always';
     this.#memoryBytes = opts.memoryBytes ?? 4 * 1024 * 1024;
@@ -89,7 +96,7 @@ export class DiskBuffer implements BatchBuffer {
     const disk = new SegmentLog({ dir: opts.dir, maxBytes: opts.maxBytes, segmentBytes, log: opts.log, ...(opts.open ? { open: opts.open } : {}) });
     const r = await disk.recover();
     accessSync(opts.dir, constants.W_OK);
-    const b = new DiskBuffer(opts, disk);
+    const b = new DiskBuffer(opts, disk, segmentBytes);
     b.#nextLsn = r.nextLsn;
     b.#size = r.records;
     b.#damaged = r.damaged;
@@ -173,10 +180,13 @@ export class DiskBuffer implements BatchBuffer {
     if (this.#closing) return;
     this.#closing = true;
     clearInterval(this.#markTimer);
-    await this.#flushing;
+    await this.#probe.stop();
+    while (this.#flushing) await this.#flushing;
+    // what memory holds is lost at the stop unless the disk takes it now
+    if (this.#error !== undefined) await this.#probe.now();
     if (this.#error === undefined) {
       this.#flushSoon();
-      await this.#flushing;
+      while (this.#flushing) await this.#flushing;
     }
     const lost = this.#error === undefined ? 0 : this.#unwritten.pending().length;
     if (lost > 0) this.#o.log.error({ batches: lost, err: this.#error }, 'disk buffer unusable at stop: batches held in memory are lost');
@@ -190,7 +200,7 @@ export class DiskBuffer implements BatchBuffer {
   }
 
   #wantsWrite(): boolean {
-    if (this.#error !== undefined) return this.#now() >= this.#retryAt;
+    if (this.#error !== undefined) return false;
     return this.#always || !this.#online || this.#closing || this.#mem.bytes > this.#spillBytes;
   }
 
@@ -213,18 +223,22 @@ export class DiskBuffer implements BatchBuffer {
     for (;;) {
       const group = this.#unwritten.take(GROUP_BYTES);
       if (group.length === 0) return;
+      let failed: { err: unknown } | undefined;
       try {
         await this.#disk.append(group, this.#always || this.#closing, (seg, unread) => this.#onSegmentDropped(seg, unread));
       } catch (err) {
-        this.#unwritten.putBack(group);
-        this.#degrade(err);
-        return;
+        failed = { err };
       }
-      for (const r of group) if (r.st === QUEUED || r.st === OUT) this.#memOnlyBytes -= r.bytes;
-      if (this.#error !== undefined) this.#recovered();
+      // a failed write may still have put its first batches on disk: those have a place, the rest is written later
+      for (const r of group) if (r.seg !== undefined && (r.st === QUEUED || r.st === OUT)) this.#memOnlyBytes -= r.bytes;
+      if (failed) {
+        this.#unwritten.putBack(group.filter((r) => r.seg === undefined));
+        this.#degrade(failed.err);
+      }
       this.#evict();
       this.#disk.deleteBelow(this.#lowest(), true);
       this.onReadable?.();
+      if (failed) return;
     }
   }
 
@@ -239,8 +253,16 @@ export class DiskBuffer implements BatchBuffer {
       const r = this.#mem.peek();
       if (!r || r.seg === undefined) return;
       this.#mem.shift();
-      this.#disk.addUnread(r);
+      this.#toDisk(r);
     }
+  }
+
+  /** leaves memory to be read back; a segment gone meanwhile would hold it nowhere: counted as damaged, never waited for */
+  #toDisk(r: Rec): void {
+    if (this.#disk.addUnread(r)) return;
+    this.#settle(r, DROPPED);
+    this.#damaged++;
+    this.#o.log.warn({ lsn: r.lsn, segment: r.seg }, 'disk buffer: a batch is not in its segment any more: skipped');
   }
 
   #onSegmentDropped(seg: Segment, unread: number): void {
@@ -256,7 +278,7 @@ export class DiskBuffer implements BatchBuffer {
   /** memory full while the disk is unusable: the oldest batch in memory goes (unless it is on disk already) */
   #dropOne(r: Rec): void {
     if (r.seg !== undefined) {
-      this.#disk.addUnread(r);
+      this.#toDisk(r);
       return;
     }
     this.#settle(r, DROPPED);
@@ -300,20 +322,22 @@ export class DiskBuffer implements BatchBuffer {
   }
 
   #degrade(err: unknown): void {
-    this.#retryAt = this.#now() + (this.#o.retryMs ?? 30_000);
     if (this.#error !== undefined) return;
     this.#error = `${this.#o.dir}: ${errText(err)}`;
     this.#mem.maxBytes = this.#o.fallbackBytes;
     this.#o.log.error({ dir: this.#o.dir, err: errText(err), max_memory_bytes: this.#o.fallbackBytes },
       'disk buffer unusable: batches are kept in memory (bounded) until it works again');
     this.#o.onModeChange?.('memory', this.#error);
+    if (!this.#closing) this.#probe.start();
   }
 
   #recovered(): void {
+    if (this.#error === undefined) return;
     this.#error = undefined;
     this.#mem.maxBytes = Infinity;
     this.#o.log.info({ dir: this.#o.dir }, 'disk buffer usable again');
     this.#o.onModeChange?.('disk');
+    if (!this.#closing && this.#wantsWrite()) this.#flushSoon();
   }
 }
 

@@ -69,17 +69,18 @@ export class ReadBack {
     this.#reading = true;
     const started = this.now();
     this.disk.read().then(async ({ records, lost }) => {
-      const wait = READ_PACE_MS - (this.now() - started);
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      this.#reading = false;
+      // in sight at once, before the pause: the acknowledged mark and segment deletion look here for the oldest batch
       for (const s of records) {
         this.#ahead.push({ batch: s.batch, bytes: s.raw.length, lsn: s.lsn, seg: s.seg, off: s.off, st: QUEUED, lease: s.lease });
         this.#bytes += s.raw.length;
       }
       if (lost > 0) {
-        this.log.warn({ lost }, 'disk buffer: records missing from a segment (damaged since written)');
+        this.log.warn({ lost }, 'disk buffer: records missing from a segment (damaged since written): skipped');
         this.onLost(lost);
       }
+      const wait = READ_PACE_MS - (this.now() - started);
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      this.#reading = false;
       this.onReady();
     }, (err: unknown) => {
       this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'disk buffer: read failed; trying again in 1 s');

@@ -8,11 +8,13 @@ import { join } from 'node:path';
 import type { Logger } from '../types.js';
 import { encodeFrame, type StoredRecord } from './frames.js';
 import {
-  grownChunk, listSegments, openForAppend, readChunk, readJson, ReadPool, scanSegment, segmentPath, syncDir, writeJsonAtomic,
+  grownChunk, listSegments, openForAppend, readChunk, readJson, ReadPool, scanSegment, segmentPath, syncDir, writeAll, writeJsonAtomic,
   type AppendFile, type Lease, type OpenForAppend,
 } from './segments.js';
 
 export const READ_CHUNK_BYTES = 1024 * 1024;
+/** a segment that fails this many reads in a row is given up: its records are counted as damaged */
+const MAX_READ_FAILURES = 3;
 
 export interface Segment {
   id: number;
@@ -21,8 +23,14 @@ export interface Segment {
   endLsn: number;
 }
 
-/** records of one segment that exist only on disk, from `from` on */
-interface Run { seg: Segment; from: number; count: number; firstLsn: number; firstTs: number | null; chunk: number; inDamage: boolean }
+/**
+ * records of one segment that exist only on disk, from `from` on: `count` of
+ * them, their lsns from firstLsn and below endLsn (a frame outside is not one)
+ */
+interface Run {
+  seg: Segment; from: number; count: number; firstLsn: number; endLsn: number; firstTs: number | null;
+  chunk: number; inDamage: boolean; failures: number;
+}
 
 /** a record with its place on disk once written */
 export interface Placed { lsn: number; seg?: number; off?: number }
@@ -104,7 +112,7 @@ export class SegmentLog {
       const seg: Segment = { id, size: s.size, endLsn: s.maxLsn + 1 };
       this.#segments.push(seg);
       this.#bytes += s.size;
-      this.#runs.set(id, { seg, from: s.firstOff, count: s.records, firstLsn: s.firstLsn, firstTs: s.firstTs, chunk: READ_CHUNK_BYTES, inDamage: false });
+      this.#runs.set(id, newRun(seg, s.firstOff, s.records, s.firstLsn, s.maxLsn + 1, s.firstTs));
       this.#unread += s.records;
       records += s.records;
     }
@@ -114,6 +122,9 @@ export class SegmentLog {
   /**
    * Appends the frames of these records in one write (after the oldest
    * segments are dropped if max_size needs room); sets each one's place.
+   * Throws when the write or the sync fails: then the records whose frames
+   * reached the file whole (and synced, when asked) have their place, the
+   * others have none, and the segment holds nothing else.
    */
   async append(recs: Array<Placed & { batch: StoredRecord['batch'] }>, sync: boolean, onDrop: (seg: Segment, unread: number) => void): Promise<void> {
     this.#appending = true;
@@ -139,58 +150,100 @@ export class SegmentLog {
       this.#drop(this.#segments[0]!, onDrop);
     }
     const buf = frames.length === 1 ? frames[0]! : Buffer.concat(frames, bytes);
-    await w.file.write(buf, 0, buf.length, w.seg.size);
-    if (sync) await w.file.datasync();
-    let off = w.seg.size;
-    recs.forEach((r, k) => {
-      r.seg = w.seg.id;
-      r.off = off;
-      off += frames[k]!.length;
+    const at = w.seg.size;
+    const { written, error: writeError } = await writeAll(w.file, buf, at);
+    let error = writeError;
+    if (error === undefined && sync) error = await w.file.datasync().then(() => undefined, (err: unknown) => err);
+    if (error === undefined) {
+      this.#place(w.seg, recs, frames, recs.length, bytes);
+      return;
+    }
+    // the frames that reached the file whole; after a failed sync none is known to be there
+    let whole = 0, end = at;
+    if (writeError !== undefined) {
+      while (whole < frames.length && end + frames[whole]!.length <= at + written) end += frames[whole++]!.length;
+      if (whole > 0 && sync && await w.file.datasync().then(() => false, () => true)) { whole = 0; end = at; }
+    }
+    // the rest goes, so that a torn frame never sits where the next one would be read
+    let size = end;
+    await w.file.truncate(end).catch((err: unknown) => {
+      size = at + written;
+      this.#o.log.warn({ segment: w.seg.id, err: errText(err) }, 'disk buffer: cannot cut a failed write off a segment');
     });
-    w.seg.size += bytes;
-    this.#bytes += bytes;
-    w.seg.endLsn = Math.max(w.seg.endLsn, recs[recs.length - 1]!.lsn + 1);
+    this.#place(w.seg, recs, frames, whole, size - at);
+    // a file whose write failed takes no more: the next write starts a new segment
+    this.#writer = undefined;
+    await w.file.close().catch(() => undefined);
+    throw error;
   }
 
-  /** a written record leaves memory: it is read back from disk when its turn comes */
-  addUnread(r: Placed & { batch: { firstTs: number } }): void {
+  /** the first n records are in seg, `grown` bytes after its old end */
+  #place(seg: Segment, recs: Placed[], frames: Buffer[], n: number, grown: number): void {
+    let off = seg.size;
+    for (let k = 0; k < n; k++) {
+      const r = recs[k]!;
+      r.seg = seg.id;
+      r.off = off;
+      off += frames[k]!.length;
+    }
+    seg.size += grown;
+    this.#bytes += grown;
+    if (n > 0) seg.endLsn = Math.max(seg.endLsn, recs[n - 1]!.lsn + 1);
+  }
+
+  /** a written record leaves memory: it is read back from disk when its turn comes; false when its segment is gone */
+  addUnread(r: Placed & { batch: { firstTs: number } }): boolean {
     const seg = this.#segments.find((s) => s.id === r.seg);
-    if (!seg || r.off === undefined) return;
+    if (!seg || r.off === undefined) return false;
     const run = this.#runs.get(seg.id);
-    if (run) run.count++;
-    else this.#runs.set(seg.id, { seg, from: r.off, count: 1, firstLsn: r.lsn, firstTs: r.batch.firstTs, chunk: READ_CHUNK_BYTES, inDamage: false });
+    if (run) {
+      run.count++;
+      run.endLsn = r.lsn + 1;
+    } else {
+      this.#runs.set(seg.id, newRun(seg, r.off, 1, r.lsn, r.lsn + 1, r.batch.firstTs));
+    }
     this.#unread++;
+    return true;
   }
 
   /**
    * Reads on in the oldest run: about a chunk of records, in order.
-   * `lost` counts records a run should have held but did not (damage since written).
+   * `lost` counts records a run should have held but did not (damaged,
+   * missing, or the file unreadable since written): the run ends there, so
+   * that nothing ever waits for bytes that are not there.
    */
   async read(): Promise<{ records: ReadRecord[]; lost: number }> {
     const run = this.#runs.values().next().value;
     if (!run) return { records: [], lost: 0 };
     const seg = run.seg;
-    if (this.#reader?.seg !== seg) {
-      await this.#reader?.fh.close();
-      this.#reader = undefined;
-      this.#reader = { seg, fh: await open(segmentPath(this.#o.dir, seg.id), 'r') };
-    }
     const from = run.from;
     let c: Awaited<ReturnType<typeof readChunk>>;
     let lease: Lease | undefined;
     try {
+      if (this.#reader?.seg !== seg) {
+        const old = this.#reader;
+        this.#reader = undefined;
+        await old?.fh.close();
+        this.#reader = { seg, fh: await open(segmentPath(this.#o.dir, seg.id), 'r') };
+      }
       c = await readChunk(this.#reader.fh, from, seg.size, run.chunk, run.inDamage, (n) => (lease = this.#pool.take(n)).buf);
     } catch (err) {
       if (this.#runs.get(seg.id) !== run) return { records: [], lost: 0 };
-      throw err;
+      const gone = (err as NodeJS.ErrnoException).code === 'ENOENT';
+      if (!gone && ++run.failures < MAX_READ_FAILURES) throw err;
+      this.#o.log.error({ segment: seg.id, batches: run.count, err: errText(err) }, 'disk buffer: a segment cannot be read: its batches are skipped');
+      return { records: [], lost: this.#endRun(run) };
     }
     if (this.#runs.get(seg.id) !== run) return { records: [], lost: 0 }; // dropped meanwhile
+    run.failures = 0;
     const records: ReadRecord[] = [];
     let next = c.next;
+    let ended = c.eof;
     const held = lease!;
     for (const f of c.frames) {
-      if (f.record.lsn < this.#ackedBelow) continue;
-      if (records.length === run.count) { next = f.off; break; }
+      const lsn = f.record.lsn;
+      if (lsn < this.#ackedBelow || lsn < run.firstLsn) continue; // a copy of one written again after a failed write
+      if (records.length === run.count || lsn >= run.endLsn) { next = f.off; ended = true; break; }
       records.push({ ...f.record, seg: seg.id, off: f.off, lease: held });
     }
     held.refs = records.length + 1;
@@ -202,14 +255,18 @@ export class SegmentLog {
     run.chunk = next === from && records.length === 0 ? grownChunk(run.chunk) : READ_CHUNK_BYTES;
     const last = records[records.length - 1];
     if (last) { run.firstLsn = last.lsn + 1; run.firstTs = last.batch.firstTs; }
-    let lost = 0;
-    if (run.from >= seg.size && run.count > 0) {
-      lost = run.count;
-      this.#unread -= lost;
-      run.count = 0;
-    }
+    const lost = ended || run.from >= seg.size ? this.#endRun(run) : 0;
     if (run.count === 0) this.#runs.delete(seg.id);
     return { records, lost };
+  }
+
+  /** the run is over: the records it still counts are not there; returns how many */
+  #endRun(run: Run): number {
+    const lost = run.count;
+    this.#unread -= lost;
+    run.count = 0;
+    this.#runs.delete(run.seg.id);
+    return lost;
   }
 
   /** a record read back no longer needs its read buffer */
@@ -258,14 +315,27 @@ export class SegmentLog {
     const prev = this.#writer;
     this.#writer = undefined;
     if (prev) {
-      if (sync) await prev.file.datasync();
-      await prev.file.close();
+      try {
+        if (sync) await prev.file.datasync();
+      } finally {
+        await prev.file.close();
+      }
     }
     const seg: Segment = { id: ++this.#lastId, size: 0, endLsn: 0 };
     const file = await this.#open(segmentPath(this.#o.dir, seg.id));
-    if (sync) await syncDir(this.#o.dir);
+    // listed and the writer at once: deleteBelow leaves the writer alone, and deletes an empty segment left by a failure
     this.#segments.push(seg);
-    return (this.#writer = { seg, file });
+    const w = (this.#writer = { seg, file });
+    if (sync) {
+      try {
+        await syncDir(this.#o.dir);
+      } catch (err) {
+        this.#writer = undefined;
+        await file.close().catch(() => undefined);
+        throw err;
+      }
+    }
+    return w;
   }
 
   #drop(seg: Segment, onDrop: (seg: Segment, unread: number) => void): void {
@@ -290,3 +360,9 @@ export class SegmentLog {
     this.#unlinking.add(p);
   }
 }
+
+function newRun(seg: Segment, from: number, count: number, firstLsn: number, endLsn: number, firstTs: number | null): Run {
+  return { seg, from, count, firstLsn, endLsn, firstTs, chunk: READ_CHUNK_BYTES, inDamage: false, failures: 0 };
+}
+
+const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));

@@ -34,6 +34,8 @@ export interface Chunk {
   next: number;
   damaged: number;
   inDamage: boolean;
+  /** the file ended before the size it was believed to have: nothing more is there */
+  eof: boolean;
 }
 
 /** one read buffer, used again for every chunk: for reads that keep nothing of it (the startup scan) */
@@ -95,7 +97,7 @@ export async function readChunk(
   const r = parseFrames(buf.subarray(0, got), end - from - got, (record, off, bytes) => {
     frames.push({ record, off: from + off, end: from + off + bytes });
   }, inDamage);
-  return { frames, next: from + r.consumed, damaged: r.damaged, inDamage: r.inDamage };
+  return { frames, next: from + r.consumed, damaged: r.damaged, inDamage: r.inDamage, eof: got < want };
 }
 
 /** the chunk size that lets the frame at the start of buf through (for frames larger than a chunk) */
@@ -149,14 +151,41 @@ export async function scanSegment(path: string, ackedBelow: number, chunkBytes: 
 
 /** the few calls the writer makes on a segment file: a seam for tests of a failing disk */
 export interface AppendFile {
-  write(buf: Buffer, offset: number, length: number, position: number): Promise<unknown>;
+  /** may write fewer bytes than asked without an error (a filling filesystem does) */
+  write(buf: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
   datasync(): Promise<void>;
+  truncate(length: number): Promise<void>;
   close(): Promise<void>;
 }
 
 export type OpenForAppend = (path: string) => Promise<AppendFile>;
 
-export const openForAppend: OpenForAppend = (path) => open(path, 'a');
+/**
+ * A new file, appended to by positional writes at the size the writer knows
+ * it holds. Not O_APPEND: with it the kernel writes at the real end whatever
+ * the position says, and after a short write the offsets the writer computes
+ * and the file part ways. Exclusive: a file of that name is never overwritten.
+ */
+export const openForAppend: OpenForAppend = (path) => open(path, 'wx');
+
+/**
+ * Writes buf at position, again for the rest after a short write. Returns the
+ * bytes that reached the file and the error that stopped it, if any.
+ */
+export async function writeAll(file: AppendFile, buf: Buffer, position: number): Promise<{ written: number; error?: unknown }> {
+  let written = 0;
+  while (written < buf.length) {
+    let n: number;
+    try {
+      n = (await file.write(buf, written, buf.length - written, position + written)).bytesWritten;
+    } catch (error) {
+      return { written, error };
+    }
+    if (n <= 0) return { written, error: new Error(`short write: ${written} of ${buf.length} bytes, then none`) };
+    written += n;
+  }
+  return { written };
+}
 
 /** makes a new directory entry durable (a power cut must not lose a created file) */
 export async function syncDir(dir: string): Promise<void> {

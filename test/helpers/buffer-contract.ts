@@ -37,6 +37,32 @@ export async function take(b: BatchBuffer, n: number, ms = 15_000): Promise<Buff
   return out;
 }
 
+/**
+ * Hands out and acknowledges until the buffer is empty, as it finds them
+ * (batches it finds missing or drops meanwhile leave it too); throws when
+ * nothing comes for ms: a buffer that stalls fails here.
+ */
+export async function drain(b: BatchBuffer, ms = 5000): Promise<BufferedBatch[]> {
+  const out: BufferedBatch[] = [];
+  let end = Date.now() + ms;
+  while (b.size > 0) {
+    const item = b.next();
+    if (item) {
+      out.push(item);
+      b.ack(item);
+      end = Date.now() + ms;
+      continue;
+    }
+    if (Date.now() > end) throw new Error(`stalled: ${out.length} handed out, ${b.queued} queued, nothing more for ${ms} ms`);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, 20);
+      function done() { clearTimeout(timer); b.onReadable = undefined; resolve(); }
+      b.onReadable = done;
+    });
+  }
+  return out;
+}
+
 const seqs = (items: BufferedBatch[]) => items.map((i) => i.batch.seq);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
