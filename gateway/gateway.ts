@@ -177,11 +177,11 @@ export class Gateway {
     this.log.info({ mqtt: safeUrl(url), carried_batches: carried }, 'mqtt settings changed: reconnected');
   }
 
-  /** for the systemd watchdog: not ok when the publisher is wedged (health.ts) */
+  /** for the systemd watchdog: not ok when the publisher is wedged or the buffer stalled (health.ts) */
   healthy(stallMs: number): Health {
     const p = this.publisher;
     if (!p) return { ok: false, reason: 'not started' };
-    return this.progress.check(p.stats(), this.clock.monotonic(), stallMs);
+    return this.progress.check({ ...p.stats(), handed_out_batches: p.handedOutBatches }, this.clock.monotonic(), stallMs);
   }
 
   /** the numbers of the systemd STATUS= line */

@@ -100,6 +100,8 @@ export class MqttPublisher {
 
   get connected(): boolean { return this.#connected; }
   get publishedBatches(): number { return this.#published; }
+  /** batches the buffer handed out to be sent, resends included: the health check's sign of a moving pump */
+  get handedOutBatches(): number { return this.#sends; }
   get publishedReadings(): number { return this.#readings; }
   /** refused by the broker, or dropped by the full buffer */
   get droppedBatches(): number { return this.#dropped + this.#buffer.stats().dropped_batches; }

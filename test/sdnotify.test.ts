@@ -206,17 +206,17 @@ test('a wall clock stepped forward (NTP at boot) is no late watchdog timer: the 
 test('PublisherProgress: outage and idle are healthy; in flight with no acknowledgement for stallMs is not', () => {
   const p = new PublisherProgress();
   const stall = 5000;
-  assert.ok(p.check({ connected: false, inflight: 9, published_batches: 0 }, 0, stall).ok, 'an outage is no fault');
-  assert.ok(p.check({ connected: false, inflight: 9, published_batches: 0 }, 60_000, stall).ok);
-  assert.ok(p.check({ connected: true, inflight: 0, published_batches: 0 }, 61_000, stall).ok, 'idle');
-  assert.ok(p.check({ connected: true, inflight: 4, published_batches: 0 }, 62_000, stall).ok);
-  assert.ok(p.check({ connected: true, inflight: 4, published_batches: 0 }, 65_999, stall).ok, 'counted from the last idle look');
-  const wedged = p.check({ connected: true, inflight: 4, published_batches: 0 }, 66_000, stall);
+  assert.ok(p.check({ connected: false, inflight: 9, published_batches: 0, queued_batches: 0, handed_out_batches: 0 }, 0, stall).ok, 'an outage is no fault');
+  assert.ok(p.check({ connected: false, inflight: 9, published_batches: 0, queued_batches: 0, handed_out_batches: 0 }, 60_000, stall).ok);
+  assert.ok(p.check({ connected: true, inflight: 0, published_batches: 0, queued_batches: 0, handed_out_batches: 0 }, 61_000, stall).ok, 'idle');
+  assert.ok(p.check({ connected: true, inflight: 4, published_batches: 0, queued_batches: 0, handed_out_batches: 0 }, 62_000, stall).ok);
+  assert.ok(p.check({ connected: true, inflight: 4, published_batches: 0, queued_batches: 0, handed_out_batches: 0 }, 65_999, stall).ok, 'counted from the last idle look');
+  const wedged = p.check({ connected: true, inflight: 4, published_batches: 0, queued_batches: 0, handed_out_batches: 0 }, 66_000, stall);
   assert.is(wedged.ok, false);
   assert.match(wedged.reason!, /publisher wedged: 4 batches in flight, no acknowledgement for 5 s/);
-  assert.ok(p.check({ connected: true, inflight: 4, published_batches: 1 }, 68_000, stall).ok, 'an acknowledgement is progress');
-  assert.ok(p.check({ connected: true, inflight: 4, published_batches: 1 }, 72_999, stall).ok);
-  assert.is(p.check({ connected: true, inflight: 4, published_batches: 1 }, 73_000, stall).ok, false);
+  assert.ok(p.check({ connected: true, inflight: 4, published_batches: 1, queued_batches: 0, handed_out_batches: 0 }, 68_000, stall).ok, 'an acknowledgement is progress');
+  assert.ok(p.check({ connected: true, inflight: 4, published_batches: 1, queued_batches: 0, handed_out_batches: 0 }, 72_999, stall).ok);
+  assert.is(p.check({ connected: true, inflight: 4, published_batches: 1, queued_batches: 0, handed_out_batches: 0 }, 73_000, stall).ok, false);
 });
 
 test.run();
