@@ -1,14 +1,14 @@
 // Store-and-forward under faults, end to end (socat pty → gateway CLI →
 // Mosquitto with persistence → a persistent-session subscriber): a SIGKILLed
-// gateway with `durability: always`, a full buffer, damaged segments, and a
-// buffer dir that cannot be written. Mosquitto is only ever stopped with
+// gateway with `durability: always`, a full buffer, damaged segments, a
+// buffer dir that cannot be written, and a real filesystem that fills. Mosquitto is only ever stopped with
 // SIGTERM here (see e2e-buffer-outage.test.ts for why).
 import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { dataOf, gatewayConfig, latest, serialDevice, setup, waitForState, type Data, type Instrument, type Sub } from './helpers/e2e.js';
-import { batchesOnDisk, bufferStats, delivery, figures, missing } from './helpers/e2e-buffer.js';
+import { batchesOnDisk, bufferStats, delivery, figures, missing, smallFilesystem } from './helpers/e2e-buffer.js';
 import { startMosquitto, type TestBroker } from './helpers/mosquitto.js';
 import { requirePeer, sleep, waitFor } from './helpers/peers.js';
 
@@ -140,6 +140,59 @@ if (enabled) {
     figures('damaged segments', { batches_on_disk: before.length, damaged_records: s.damaged_records, delivered: got.size, lost_beyond_damage: expected.filter((b) => !got.has(b.seq)).length });
     assert.is(s.damaged_records, 2);
     assert.ok(gw2.logs().some((l) => l.msg === 'disk buffer: damaged records skipped' && l.damaged_records === 2), 'logged');
+  });
+
+  test('a disk that fills (a 3 MiB tmpfs) in an outage: delivery resumes when the broker returns, nothing believed on disk that is not, mode and status recover', async () => {
+    const fs = smallFilesystem('3m', 'the disk buffer on a filesystem that really fills');
+    if (!fs) return;
+    const e = await setup({ broker: false });
+    let broker: TestBroker | undefined;
+    try {
+      broker = await startMosquitto({ persistence: true });
+      const sub = await e.subscribe(broker.url, 'edgegate/#', SUB);
+      await broker.stop();
+      const config = gatewayConfig(broker.url, e.dir, [serialDevice('inst1', e.pty!.device)], { buffer: { dir: join(fs.dir, 'buffer'), max_size: '8MiB' } });
+      const gw = e.start(config);
+      await waitFor(() => gw.logs().some((l) => l.device === 'inst1' && l.state === 'connected'), 10_000, 'serial connected');
+      // wide lines (8,000 readings/s) until the disk is full and then memory too: the oldest in memory are dropped
+      const full = () => gw.logs().find((l) => l.msg === 'disk buffer unusable: batches are kept in memory (bounded) until it works again');
+      let droppingSince: number | undefined;
+      let last = 0;
+      while (droppingSince === undefined || Date.now() - droppingSince < 2000) {
+        await wideLines(e.instrument!, last + 1, last + 400);
+        last += 400;
+        if (droppingSince === undefined && gw.logs().some((l) => l.msg === 'disk buffer full: dropping the oldest batches')) droppingSince = Date.now();
+        assert.ok(last < 2_000_000, 'memory never filled');
+      }
+      assert.match(String(full()?.err), /ENOSPC/);
+
+      await broker.restart();
+      await waitFor(() => delivery(dataOf(sub, 'inst1')).values.includes(last), 60_000, `the last value ${last}`, 100);
+      await waitFor(() => bufferStats(sub)?.batches === 0, 30_000, 'the buffer empty again', 100);
+      // the replay frees the disk: the probe finds it usable, with no write needed
+      await waitFor(() => bufferStats(sub)?.mode === 'disk', 20_000, 'P/stats buffer.mode disk again', 100);
+      await waitFor(() => latest(sub, 'edgegate/gw1/status')?.error === undefined, 5000, 'P/status without the error');
+      const d = delivery(dataOf(sub, 'inst1'));
+      const s = bufferStats(sub)!;
+      const created = Math.max(...dataOf(sub, 'inst1').map((b) => b.seq));
+      figures('a 3 MiB tmpfs filled in an outage', {
+        lines_sent: last, batches_created: created, batches_delivered: d.batches, dropped_batches: s.dropped_batches,
+        damaged_records: s.damaged_records, duplicates: d.duplicates,
+      });
+      assert.is(s.damaged_records, 0, 'nothing was believed on disk that was not there');
+      assert.is(s.error, undefined);
+      assert.ok(s.dropped_batches > 0, 'memory filled too');
+      assert.is(s.dropped_batches + d.batches, created, 'every batch delivered or counted as dropped');
+      assert.is(d.values[0], 1, 'what reached the disk first is kept');
+      assert.equal({ conflicting: d.conflicting, repeatedValues: d.repeatedValues, outOfOrder: d.outOfOrder }, { conflicting: 0, repeatedValues: 0, outOfOrder: 0 });
+      assert.not.ok(gw.logs().some((l) => /missing|skipped|cannot be read/.test(String(l.msg))), 'no record skipped');
+      assert.ok(gw.logs().some((l) => l.msg === 'disk buffer usable again'), 'the recovery logged');
+      assert.is((await gw.stop()).code, 0);
+    } finally {
+      await e.cleanup();
+      await broker?.stop();
+      fs.unmount();
+    }
   });
 
   test('an unwritable buffer dir: the gateway keeps running, in memory, and says why', async () => {

@@ -1,9 +1,11 @@
 // For the store-and-forward tests: a delivery report by (device, seq), the batches a buffer dir holds
-// (read with the buffer's own parser), and the stats payload.
+// (read with the buffer's own parser), the stats payload, and a real small filesystem.
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseFrames } from '../../gateway/buffer/frames.js';
 import { latest, type Data, type Sub } from './e2e.js';
+import { IN_CI, tempDir } from './peers.js';
 
 export interface Delivery {
   /** data messages received, duplicates included */
@@ -69,4 +71,33 @@ export function bufferStats(sub: Sub): BufferStatsPayload | undefined {
 /** one line for the record of what a fault test saw */
 export function figures(what: string, f: Record<string, number>): void {
   console.log(`  [figures] ${what}: ${Object.entries(f).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+}
+
+/**
+ * A tmpfs of `size` (e.g. "3m") on a fresh directory: a filesystem that
+ * really fills. Mounting needs root: under CI that is a requirement (CI runs
+ * as root); elsewhere the test is skipped, loudly. unmount() also removes
+ * the directory; call it once whatever wrote there has stopped.
+ */
+export function smallFilesystem(size: string, why: string): { dir: string; unmount(): void } | undefined {
+  if (process.getuid?.() !== 0) {
+    const msg = `mounting a ${size} tmpfs needs root: ${why}`;
+    if (IN_CI) throw new Error(`required under CI: ${msg}`);
+    console.warn(`\n!!! SKIPPING: ${msg}\n`);
+    return undefined;
+  }
+  const t = tempDir('edgegate-smallfs-');
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', t.dir], { stdio: 'pipe' });
+  } catch (err) {
+    t.remove();
+    throw new Error(`cannot mount a tmpfs on ${t.dir}: ${String((err as { stderr?: Buffer }).stderr ?? err)}`);
+  }
+  return {
+    dir: t.dir,
+    unmount() {
+      execFileSync('umount', [t.dir], { stdio: 'pipe' });
+      t.remove();
+    },
+  };
 }
