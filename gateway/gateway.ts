@@ -181,7 +181,7 @@ export class Gateway {
   healthy(stallMs: number): Health {
     const p = this.publisher;
     if (!p) return { ok: false, reason: 'not started' };
-    return this.progress.check({ ...p.stats(), handed_out_batches: p.handedOutBatches }, this.clock.monotonic(), stallMs);
+    return this.progress.check({ ...p.stats(), handed_out_batches: p.handedOutBatches, replay_waiting: p.replayWaiting }, this.clock.monotonic(), stallMs);
   }
 
   /** the numbers of the systemd STATUS= line */

@@ -20,6 +20,8 @@ export interface PublisherProgressStats {
   published_batches: number;
   /** handed out by the buffer to be sent, since start (resends included) */
   handed_out_batches: number;
+  /** queued batches wait on the replay's delay or pace (buffer.replay_rate): by design, not a stall */
+  replay_waiting?: boolean;
 }
 
 export class PublisherProgress {
@@ -30,7 +32,7 @@ export class PublisherProgress {
   check(s: PublisherProgressStats, now: number, stallMs: number): Health {
     const progress = s.published_batches + s.handed_out_batches;
     const waiting = s.inflight > 0 || s.queued_batches > 0;
-    if (!s.connected || !waiting || progress !== this.#progress) {
+    if (!s.connected || !waiting || s.replay_waiting || progress !== this.#progress) {
       this.#progress = progress;
       this.#since = now;
       return { ok: true };

@@ -102,6 +102,8 @@ export class MqttPublisher {
   get publishedBatches(): number { return this.#published; }
   /** batches the buffer handed out to be sent, resends included: the health check's sign of a moving pump */
   get handedOutBatches(): number { return this.#sends; }
+  /** queued batches wait on the replay's random delay or pace, not on a fault */
+  get replayWaiting(): boolean { return this.#replay.waiting; }
   get publishedReadings(): number { return this.#readings; }
   /** refused by the broker, or dropped by the full buffer */
   get droppedBatches(): number { return this.#dropped + this.#buffer.stats().dropped_batches; }

@@ -119,6 +119,8 @@ export class BacklogReplay {
   get active(): boolean { return this.#run !== undefined; }
   /** true while the random delay runs */
   get holding(): boolean { return this.#hold !== undefined; }
+  /** batches wait on the delay or the pace by design: a timer will let them go */
+  get waiting(): boolean { return this.#hold !== undefined || this.#resume !== undefined; }
 
   /** the connection is up with this many batches queued in the buffer */
   connected(backlog: number): void {

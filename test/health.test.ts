@@ -36,6 +36,16 @@ test('a paced replay, an outage and an idle gateway are healthy', () => {
   assert.is(p.check(s(true, 3, 0, 100, 100), t + 245_001, STALL).ok, false);
 });
 
+test('a replay held by its random delay or a slow replay_rate is no stall, however long; the bound starts when it lets go', () => {
+  const p = new PublisherProgress();
+  const held = { ...s(true, 5000, 0, 0, 0), replay_waiting: true };
+  assert.ok(p.check(held, 0, STALL).ok);
+  assert.ok(p.check(held, 60_000, STALL).ok, 'a batch of 500 readings at replay_rate 10 goes every 50 s');
+  assert.ok(p.check(s(true, 5000, 0, 0, 0), 60_001, STALL).ok, 'let go: the bound counts from the last look while held');
+  assert.ok(p.check(s(true, 5000, 0, 0, 0), 64_999, STALL).ok);
+  assert.is(p.check(s(true, 5000, 0, 0, 0), 65_000, STALL).ok, false, 'nothing handed out after the pace let go: stalled');
+});
+
 test('the stall is counted from the last look while away', () => {
   const p = new PublisherProgress();
   assert.ok(p.check(s(false, 10, 0, 0, 0), 0, STALL).ok);
