@@ -85,7 +85,7 @@ test('demo: embedded broker, simulated instrument, data on the printed topic, cl
 
 test('demo --duration: stops by itself, exit 0', async () => {
   const r = await runCliToEnd(['demo', '--duration', '1'], { timeoutMs: 90_000 });
-  assert.is(r.code, 0, r.stderr);
+  assert.is(r.code, 0, `exit ${r.code}: ${r.stderr}${r.stdout.split('\n').filter((l) => /"level":(40|50|60)/.test(l)).join('\n')}`);
   assert.match(r.stdout, 'mosquitto_sub -h');
 });
 
