@@ -41,6 +41,8 @@ const tagCommon = {
   description: z.string().optional(),
   scale: z.number().optional(),
   offset: z.number().optional(),
+  /** decimal places the number is rounded to, after scale and offset */
+  decimals: z.number().int().min(0).max(15).optional(),
   min: z.number().optional(),
   max: z.number().optional(),
   deadband: nonNegative.optional(),
@@ -51,7 +53,21 @@ const tagCommon = {
 
 export const valueType = z.enum(['number', 'integer', 'boolean', 'string']);
 
-export const serialTag = z.strictObject({ ...tagCommon, type: valueType.optional() });
+type UntypedTag = { type?: z.output<typeof valueType> | undefined } & Partial<Record<'scale' | 'offset' | 'min' | 'max' | 'deadband' | 'decimals', number | undefined>>;
+
+/**
+ * A tag without a type that uses a numeric key is a number tag (SPEC §3):
+ * settled here, once, so the pipeline, writes and every consumer see
+ * `type: number`, and text reaching such a tag is a parse error.
+ */
+export function numberTagType<T extends UntypedTag>(tag: T): T {
+  if (tag.type !== undefined) return tag;
+  const numeric = tag.scale !== undefined || tag.offset !== undefined || tag.min !== undefined || tag.max !== undefined
+    || (tag.deadband !== undefined && tag.deadband > 0) || tag.decimals !== undefined;
+  return numeric ? { ...tag, type: 'number' } : tag;
+}
+
+export const serialTag = z.strictObject({ ...tagCommon, type: valueType.optional() }).transform(numberTagType);
 
 export const modbusTag = z.strictObject({
   ...tagCommon,
@@ -76,7 +92,7 @@ export const opcuaTag = z.strictObject({
   node: z.string().min(1),
   sampling_interval: duration.optional(),
   queue_size: positiveInt.optional(),
-});
+}).transform(numberTagType);
 
 // ---------------------------------------------------------------- devices
 

@@ -138,6 +138,7 @@ export class DeviceTask {
     if (state === 'connected') this.connectedSince ??= this.opts.clock.monotonic();
     else if (state !== 'error') this.connectedSince = undefined;
     this.status = error === undefined ? { state, since: this.opts.clock.now() } : { state, since: this.opts.clock.now(), error };
+    this.pipeline.setConnected(state === 'connected', this.driver?.reportsChangesOnly === true);
     this.opts.onStatus(this.id, this.status);
   }
 

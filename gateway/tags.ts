@@ -1,8 +1,9 @@
-// Per-tag processing (SPEC §3): type, scale/offset, min/max, deadband,
-// min_interval, max_interval, in that order. This is the hot path: input()
-// does one Map lookup and a few branches, and allocates nothing but the
-// Reading it hands on. Timers exist only while a value is held back and for
-// the heartbeat, never per reading.
+// Per-tag processing (SPEC §3): type, scale/offset, decimals, min/max,
+// deadband, min_interval, max_interval, in that order. This is the hot path:
+// input() does one Map lookup and a few branches, and allocates nothing but
+// the Reading it hands on. Timers exist only while a value is held back and
+// for the heartbeat, never per reading.
+import { reachesBand, roundToDecimals } from './rounding.js';
 import { isTopicLevel } from './topics.js';
 import type { TagConfig, ValueType } from '../config/schema.js';
 import type { Clock, DeviceCounters, Quality, RawValue, Reading, TimerHandle } from './types.js';
@@ -131,6 +132,10 @@ interface Sink {
   readonly clock: Clock;
   readonly out: (r: Reading) => void;
   readonly counters: DeviceCounters;
+  /** the device is `connected`: only then is a heartbeat sent */
+  connected: boolean;
+  /** the driver reports changes only: while connected, its latest value holds now */
+  changesOnly: boolean;
 }
 
 /** The state of one tag, built once; every field is set in the constructor so the shape never changes. */
@@ -140,11 +145,18 @@ class TagState {
   readonly scaled: boolean;
   readonly scale: number;
   readonly offset: number;
+  readonly rounded: boolean;
+  /** 10^decimals */
+  readonly factor: number;
+  /** |offset| * factor: the magnitude a rounded value may have lost by cancellation */
+  readonly roundFloor: number;
   readonly ranged: boolean;
   readonly min: number;
   readonly max: number;
   private readonly deadbandMode: number;
   private readonly deadband: number;
+  /** max(deadband, |offset|): the least magnitude the deadband's tolerance is taken from */
+  private readonly bandFloor: number;
   private readonly minInterval: number;
   private readonly maxInterval: number;
   /** whether sentAt must be kept: only then is the clock read on a send */
@@ -159,6 +171,11 @@ class TagState {
   private heldValue: RawValue = null;
   private heldTs = 0;
   private heldQuality: Quality = 'good';
+  // the latest value the device delivered (also one the deadband dropped), kept for the heartbeat
+  private fresh = false;
+  private latestValue: RawValue = null;
+  private latestTs = 0;
+  private latestQuality: Quality = 'good';
   private holdTimer: TimerHandle | null = null;
   private heartbeatTimer: TimerHandle | null = null;
   private readonly onHoldEnd = (): void => { this.holdTimer = null; this.sendHeld(); };
@@ -170,11 +187,15 @@ class TagState {
     this.scale = config.scale ?? 1;
     this.offset = config.offset ?? 0;
     this.scaled = this.scale !== 1 || this.offset !== 0;
+    this.rounded = config.decimals !== undefined;
+    this.factor = 10 ** (config.decimals ?? 0);
+    this.roundFloor = Math.abs(this.offset) * this.factor;
     this.min = config.min ?? -Infinity;
     this.max = config.max ?? Infinity;
     this.ranged = config.min !== undefined || config.max !== undefined;
     this.deadband = config.deadband ?? 0;
     this.deadbandMode = config.deadband === undefined ? DEADBAND_NONE : config.deadband === 0 ? DEADBAND_CHANGED : DEADBAND_BAND;
+    this.bandFloor = Math.max(this.deadband, Math.abs(this.offset));
     this.minInterval = config.min_interval ?? 0;
     this.maxInterval = config.max_interval ?? 0;
     this.timed = this.minInterval > 0 || this.maxInterval > 0;
@@ -182,6 +203,14 @@ class TagState {
 
   /** a converted, scaled, in-range value: deadband, then min_interval */
   offer(v: RawValue, ts: number, q: Quality): void {
+    if (this.maxInterval > 0) {
+      this.fresh = true;
+      this.latestValue = v;
+      this.latestTs = ts;
+      this.latestQuality = q;
+      // a heartbeat that found nothing to confirm stopped: a delivered value restarts it
+      if (this.heartbeatTimer === null && this.sent) this.armHeartbeat(this.sentAt + this.maxInterval - this.sink.clock.monotonic());
+    }
     if (this.deadbandMode !== DEADBAND_NONE && this.sent && q === this.lastQuality && !this.differs(v)) {
       // back within the band of what the subscriber has: a held value would now mislead
       if (this.holding) { this.holding = false; this.sink.counters.filtered++; }
@@ -205,21 +234,24 @@ class TagState {
   private differs(v: RawValue): boolean {
     const last = this.lastValue;
     if (this.deadbandMode === DEADBAND_BAND && typeof v === 'number' && typeof last === 'number') {
-      return Math.abs(v - last) >= this.deadband;
+      return reachesBand(v, last, this.deadband, this.bandFloor);
     }
     return !sameValue(v, last);
   }
 
   private send(v: RawValue, ts: number, q: Quality, now: number): void {
     this.sent = true;
+    this.fresh = false;
     this.lastValue = v;
     this.lastQuality = q;
     this.sentAt = now;
     this.sink.counters.readings_out++;
     this.sink.out({ tag: this.name, value: v, ts, quality: q });
-    if (this.maxInterval > 0 && this.heartbeatTimer === null) {
-      this.heartbeatTimer = this.sink.clock.setTimeout(this.onHeartbeat, this.maxInterval);
-    }
+    if (this.maxInterval > 0 && this.heartbeatTimer === null) this.armHeartbeat(this.maxInterval);
+  }
+
+  private armHeartbeat(ms: number): void {
+    this.heartbeatTimer = this.sink.clock.setTimeout(this.onHeartbeat, ms > 0 ? ms : 0);
   }
 
   private sendHeld(): void {
@@ -229,20 +261,36 @@ class TagState {
   }
 
   // One timer per period: readings that pass only move sentAt, and the timer
-  // re-arms for whatever remains of the period when it fires.
+  // re-arms for whatever remains of the period when it fires. A heartbeat
+  // claims no more than the device did (SPEC §3): it carries the latest value
+  // the device delivered with that reading's own ts, and none at all while
+  // the device is not connected or has delivered nothing since the last send
+  // (the same reading again would only look alive). The timer then stops, and
+  // the next delivered value or the next connect (changes-only drivers)
+  // starts it again.
   private heartbeat(): void {
     this.heartbeatTimer = null;
-    const now = this.sink.clock.monotonic();
+    const sink = this.sink;
+    if (!sink.connected) return;
+    const now = sink.clock.monotonic();
     const due = this.sentAt + this.maxInterval;
     if (now < due) {
-      this.heartbeatTimer = this.sink.clock.setTimeout(this.onHeartbeat, due - now);
+      this.armHeartbeat(due - now);
     } else if (this.holding) {
-      // max_interval shorter than min_interval: the held value is the newer heartbeat
-      if (this.holdTimer !== null) { this.sink.clock.clearTimeout(this.holdTimer); this.holdTimer = null; }
+      // max_interval shorter than min_interval: the held value is the latest one
+      if (this.holdTimer !== null) { sink.clock.clearTimeout(this.holdTimer); this.holdTimer = null; }
       this.sendHeld();
-    } else {
-      this.send(this.lastValue, this.sink.clock.now(), this.lastQuality, now);
+    } else if (sink.changesOnly) {
+      // a subscription that is alive reports any change: its latest value holds now
+      this.send(this.latestValue, sink.clock.now(), this.latestQuality, now);
+    } else if (this.fresh) {
+      this.send(this.latestValue, this.latestTs, this.latestQuality, now);
     }
+  }
+
+  /** the device connected again: a changes-only driver may report nothing more, so its heartbeat restarts here */
+  reconnected(): void {
+    if (this.sink.changesOnly && this.sent && this.maxInterval > 0 && this.heartbeatTimer === null) this.armHeartbeat(this.maxInterval);
   }
 
   /** the last state goes out, then no timer is left */
@@ -262,6 +310,8 @@ export interface TagPipelineOptions {
   counters: DeviceCounters;
   /** the device map lists no tags: every key passes with default processing */
   passUnknown?: boolean;
+  /** whether the device is connected at the start (default false); see setConnected() */
+  connected?: boolean;
 }
 
 /** The per-tag processing of one device, between its driver and its batcher. */
@@ -274,7 +324,7 @@ export class TagPipeline {
   private stopped = false;
 
   constructor(opts: TagPipelineOptions) {
-    this.sink = { clock: opts.clock, out: opts.out, counters: opts.counters };
+    this.sink = { clock: opts.clock, out: opts.out, counters: opts.counters, connected: opts.connected ?? false, changesOnly: false };
     this.counters = opts.counters;
     this.passUnknown = opts.passUnknown ?? false;
     for (const [key, tag] of Object.entries(opts.tags)) this.add(key, tag);
@@ -301,9 +351,24 @@ export class TagPipeline {
     if (v === undefined) { c.parse_errors++; return; }
     if (typeof v === 'number') {
       if (t.scaled) v = v * t.scale + t.offset;
+      if (t.rounded) v = roundToDecimals(v, t.factor, t.roundFloor);
       if (t.ranged && (v < t.min || v > t.max)) { c.out_of_range++; return; }
     }
     t.offer(v, ts, quality);
+  }
+
+  /**
+   * The device's state: heartbeats go out only while it is `connected`.
+   * `changesOnly`: the driver reports a value only when it changes (an OPC UA
+   * subscription), so while connected its latest value still holds and a
+   * heartbeat carries the current time; otherwise the latest reading's ts.
+   */
+  setConnected(connected: boolean, changesOnly = false): void {
+    const sink = this.sink;
+    const was = sink.connected;
+    sink.connected = connected;
+    sink.changesOnly = changesOnly;
+    if (connected && !was && !this.stopped) for (const t of this.byKey.values()) t.reconnected();
   }
 
   /** a tag by its MQTT name, for writes */

@@ -79,6 +79,13 @@ export interface Driver {
    * back in).
    */
   readonly devicePath?: string | undefined;
+  /**
+   * The driver emits a value only when it changes (an OPC UA subscription):
+   * while the device is connected, the latest value it emitted still holds,
+   * so a heartbeat carries the current time. Otherwise (streaming and polled
+   * devices) a heartbeat carries the latest reading's own ts.
+   */
+  readonly reportsChangesOnly?: boolean;
   /** write a checked value to a writable tag; rejects with a readable error */
   write?(key: string, value: number | boolean | string): Promise<void>;
 }

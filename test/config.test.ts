@@ -157,6 +157,16 @@ test('secrets: both X and X_file, or an unreadable file, are errors at the path'
   hasLine(errors(parseConfigText('mqtt: { password_file: /nonexistent/edgegate/pw }\n', 'x.yaml', {})), 'x.yaml: mqtt.password_file: cannot read "/nonexistent/edgegate/pw" (ENOENT)');
 });
 
+test('tags: decimals is a whole number from 0 to 15; a tag without a type that uses a numeric key is a number tag', () => {
+  const tags = '{ T: { deadband: 0.2 }, W: { scale: 10, decimals: 1 }, L: { min: 0 }, C: { deadband: 0 }, X: {}, s: { type: string, deadband: 1 } }';
+  const d = ok(load(SERIAL.replace('tags: { T: {} }', `tags: ${tags}`))).devices[0]!;
+  assert.equal(Object.fromEntries(Object.entries(d.tags).map(([k, t]) => [k, t.type])), { T: 'number', W: 'number', L: 'number', C: undefined, X: undefined, s: 'string' });
+  assert.is(d.tags.W?.decimals, 1);
+  for (const bad of ['16', '1.5', '-1', '"2"']) {
+    hasLine(errors(load(SERIAL.replace('tags: { T: {} }', `tags: { T: { decimals: ${bad} } }`))), 'devices[0].tags.T.decimals');
+  }
+});
+
 test('YAML syntax errors carry line and column, all of them', () => {
   const lines = errors(load('mqtt:\n  url: mqtt://a\n  qos: [1,\ndevices: []\n'));
   hasLine(lines, 'test.yaml: line ');

@@ -6,7 +6,7 @@ import { configSchema, type DeviceConfig } from '../config/schema.js';
 import { FakeClock } from '../gateway/clock.js';
 import { DeviceTask, MAX_PENDING_WRITES, type DeviceStatus } from '../gateway/device.js';
 import { createLogger } from '../gateway/logger.js';
-import { PermanentError, type Batch, type Driver, type DriverContext, type Logger } from '../gateway/types.js';
+import { PermanentError, type Batch, type Driver, type DriverContext, type Logger, type Reading } from '../gateway/types.js';
 import { BadPayload, checkWrite, NotJson, parseWritePayload, WriteLog } from '../gateway/writes.js';
 
 const log = createLogger({ level: 'silent' });
@@ -155,6 +155,40 @@ test('readings flow through the pipeline and the open batch is flushed on stop',
   assert.equal(payload.readings.map((r) => [r.tag, r.value]), [['temperature', 20], ['temperature', 21], ['temperature', 22]]);
   assert.is(task.counters.readings_in, 3);
   assert.is(clock.pending, 0, 'no timers left behind');
+});
+
+test('heartbeats follow the device status: none while it is not connected; a changes-only driver stamps them now', async () => {
+  for (const changesOnly of [false, true]) {
+    const clock = new FakeClock();
+    const driver = Object.assign(new ScriptedDriver(async (_n, ctx) => { ctx.setStatus('connected'); return untilAborted(ctx); }), { reportsChangesOnly: changesOnly });
+    const readings: Reading[] = [];
+    const task = new DeviceTask({
+      config: device({ tags: { T: { deadband: 1, max_interval: 1000 } } }), gatewayId: 'gw', topicPrefix: 'edgegate/gw',
+      batchDefaults: { max_readings: 500, max_bytes: 256 * 1024, max_wait: 1000 },
+      clock, log, nextSeq: () => 1, onBatch: () => undefined, onStatus: () => undefined, onReading: (_d, r) => readings.push(r), driver,
+    });
+    task.start();
+    await settle();
+    const ctx = driver.ctx!;
+    const t0 = clock.now();
+    ctx.emit('T', 10, t0 - 20);
+    clock.advance(500);
+    ctx.emit('T', 10.5, t0 + 480); // inside the band
+    ctx.setStatus('disconnected', 'connection lost; reconnecting');
+    clock.advance(5000);
+    assert.equal(readings.map((r) => r.value), [10], `no heartbeat while disconnected (changes only: ${changesOnly})`);
+    ctx.setStatus('connected');
+    clock.advance(1000);
+    if (changesOnly) {
+      assert.equal(readings.map((r) => [r.value, r.ts - t0]), [[10, -20], [10.5, 6500]], 'a live subscription confirms its latest value now');
+    } else {
+      assert.is(readings.length, 1, 'reconnecting confirms nothing');
+      ctx.emit('T', 10.6, t0 + 6500);
+      clock.advance(0);
+      assert.equal(readings.map((r) => [r.value, r.ts - t0]), [[10, -20], [10.6, 6500]]);
+    }
+    await task.stop();
+  }
 });
 
 test('timeouts and parse errors are counted; the status stays the driver\'s to set', async () => {

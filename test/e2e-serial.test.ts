@@ -136,6 +136,41 @@ if (enabled) {
     }
   });
 
+  test('honest values: a deadband edge of exactly d, decimals, text refused by a number tag, heartbeats no fresher than the device', async () => {
+    const e = await setup();
+    try {
+      const sub = await e.subscribe(e.broker!.url);
+      const tags = {
+        T: { deadband: 0.2, max_interval: '1s' },
+        W: { scale: 10, decimals: 1 },
+        S: { deadband: 0.5, scale: 1, min: 0, max: 100 }, // no type: a number tag
+      };
+      e.start(gatewayConfig(e.broker!.url, e.dir, [serialDevice('inst1', e.pty!.device, { tags })]));
+      await waitForState(sub, 'inst1', 'connected');
+      const readings = (tag: string) => dataOf(sub, 'inst1').flatMap((b) => b.readings.filter((r) => r.tag === tag));
+      e.instrument!.write('T=21.5;W=2.03;S=abc\n');
+      await waitFor(() => readings('W').length === 1, 5000, 'W published');
+      assert.ok(sub.messages.some((m) => m.payload.includes('{"tag":"W","value":20.3,')), 'W published as 20.3, not 20.299999999999997');
+      e.instrument!.write('T=21.7;S=50\n');
+      await waitFor(() => readings('T').length === 2, 5000, 'the edge 21.5 -> 21.7 published');
+      const written = Date.now();
+      e.instrument!.write('T=21.8\n'); // inside the band of 21.7
+      await waitFor(() => readings('T').length === 3, 5000, 'the heartbeat');
+      const beat = readings('T')[2]!;
+      assert.is(beat.value, 21.8, 'the heartbeat carries the latest value the device delivered');
+      assert.ok(beat.ts >= written - 5 && beat.ts < written + 1000, `the heartbeat ts is that reading's (${beat.ts - written} ms after it was written)`);
+      assert.equal(readings('S').map((r) => r.value), [50], '"abc" is no reading of a number tag');
+      await waitFor(() => {
+        const s = latest(sub, 'edgegate/gw1/stats') as { devices?: Record<string, { parse_errors: number }> } | undefined;
+        return (s?.devices?.inst1?.parse_errors ?? 0) === 1;
+      }, 3000, 'the parse error counted');
+      await sleep(2500); // two more heartbeat periods without a word from the device
+      assert.is(readings('T').length, 3, 'nothing repeated that the device did not confirm again');
+    } finally {
+      await e.cleanup();
+    }
+  });
+
   test('broker down at start: readings are published once it appears', async () => {
     const e = await setup({ broker: false });
     let broker: Awaited<ReturnType<typeof startMosquitto>> | undefined;

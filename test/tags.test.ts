@@ -11,7 +11,7 @@ function setup(tags: Record<string, TagConfig>, passUnknown?: boolean) {
   const clock = new FakeClock(T0);
   const out: Reading[] = [];
   const counters = newCounters();
-  const p = new TagPipeline({ tags, clock, out: (r) => out.push(r), counters, ...(passUnknown === undefined ? {} : { passUnknown }) });
+  const p = new TagPipeline({ tags, clock, out: (r) => out.push(r), counters, connected: true, ...(passUnknown === undefined ? {} : { passUnknown }) });
   const values = () => out.map((r) => r.value);
   return { clock, out, counters, p, values };
 }
@@ -99,10 +99,11 @@ test('scale and offset: value * scale + offset, numbers only', () => {
 });
 
 test('min and max drop and count out_of_range, after scaling', () => {
-  const { p, values, counters } = setup({ a: { scale: 10, min: 0, max: 100 } });
+  const { p, values, counters } = setup({ a: { type: 'number', scale: 10, min: 0, max: 100 } });
   for (const v of [-1, 0, 5, 10, 10.5, 'abc']) p.input('a', v, T0, 'good');
-  assert.equal(values(), [0, 50, 100, 'abc']);
+  assert.equal(values(), [0, 50, 100]);
   assert.is(counters.out_of_range, 2);
+  assert.is(counters.parse_errors, 1);
   settled(counters);
 });
 
@@ -129,10 +130,11 @@ test('deadband d > 0: compares with the last published value, not the last readi
   settled(counters);
 });
 
-test('deadband d > 0 on non-numbers: only changed values pass', () => {
-  const { p, values } = setup({ a: { deadband: 5 } });
-  for (const v of ['on', 'on', 'off', true, true, 3, 4, 9]) p.input('a', v, T0, 'good');
-  assert.equal(values(), ['on', 'off', true, 3, 9]);
+test('deadband d > 0 on string and boolean tags: only changed values pass', () => {
+  const { p, values } = setup({ a: { type: 'string', deadband: 5 }, b: { type: 'boolean', deadband: 5 } });
+  for (const v of ['on', 'on', 'off', 'off']) p.input('a', v, T0, 'good');
+  for (const v of [true, true, false]) p.input('b', v, T0, 'good');
+  assert.equal(values(), ['on', 'off', true, false]);
 });
 
 test('deadband: a change of quality always passes; the first reading always passes', () => {
@@ -172,22 +174,23 @@ test('min_interval: at most one per interval, the latest held value goes out at 
   settled(counters);
 });
 
-test('max_interval: the last value is repeated with ts = now and its quality', () => {
-  const { p, out, clock, counters } = setup({ a: { max_interval: 60_000 } });
+test('max_interval: the value the device delivered again is repeated with its own ts and quality', () => {
+  const { p, out, clock, counters } = setup({ a: { deadband: 0, max_interval: 60_000 } });
   assert.is(clock.pending, 0, 'no heartbeat before the first value');
   p.input('a', 7, T0 - 5, 'uncertain');
-  clock.advance(59_999);
+  clock.advance(30_000);
+  p.input('a', 7, T0 + 30_000, 'uncertain'); // unchanged: dropped, but it confirms 7
+  clock.advance(29_999);
   assert.is(out.length, 1);
   clock.advance(1);
-  assert.equal(out[1], { tag: 'a', value: 7, ts: T0 + 60_000, quality: 'uncertain' });
-  clock.advance(60_000);
-  assert.equal(out[2], { tag: 'a', value: 7, ts: T0 + 120_000, quality: 'uncertain' });
-  assert.is(counters.readings_out, 3);
-  settled(counters, 2);
+  assert.equal(out[1], { tag: 'a', value: 7, ts: T0 + 30_000, quality: 'uncertain' }, 'the ts of the reading that confirmed it, not now');
+  assert.is(counters.readings_out, 2);
+  settled(counters, 1);
 });
 
 test('a wall clock stepped back an hour (NTP on a Pi without a clock) holds nothing back; heartbeats carry the new wall time', () => {
   const { p, out, clock } = setup({ a: { min_interval: 1000, max_interval: 5000 } });
+  p.setConnected(true, true); // a changes-only driver: its heartbeat is stamped now
   p.input('a', 1, T0, 'good');
   clock.advance(1000);
   clock.stepWall(-3_600_000);
@@ -203,6 +206,7 @@ test('a wall clock stepped back an hour (NTP on a Pi without a clock) holds noth
 
 test('max_interval: a reading that passes resets the heartbeat, without a timer per reading', () => {
   const { p, out, clock } = setup({ a: { max_interval: 1000 } });
+  p.setConnected(true, true);
   p.input('a', 1, T0, 'good');
   for (let i = 1; i <= 9; i++) {
     clock.advance(100);
@@ -218,13 +222,13 @@ test('max_interval: a reading that passes resets the heartbeat, without a timer 
   assert.is(clock.pending, 1);
 });
 
-test('max_interval: readings dropped by the deadband do not count as passing', () => {
+test('max_interval: readings dropped by the deadband do not count as passing; the heartbeat carries the latest of them', () => {
   const { p, out, clock } = setup({ a: { deadband: 1, max_interval: 1000 } });
   p.input('a', 1, T0, 'good');
   clock.advance(500);
   p.input('a', 1.5, clock.now(), 'good');
   clock.advance(500);
-  assert.equal(out.map((r) => [r.value, r.ts]), [[1, T0], [1, T0 + 1000]]);
+  assert.equal(out.map((r) => [r.value, r.ts]), [[1, T0], [1.5, T0 + 500]]);
 });
 
 test('deadband + min_interval + max_interval together', () => {
@@ -241,11 +245,12 @@ test('deadband + min_interval + max_interval together', () => {
   clock.advance(200); at(20); // held
   clock.advance(800); // sent at T0+2100 with its own ts
   assert.equal(out.map((r) => [r.value, r.ts - T0]), [[10, 0], [14, 1100], [20, 1300]]);
-  clock.advance(4999);
+  clock.advance(100); at(20.5); // T0+2200: deadband
+  clock.advance(4899);
   assert.is(out.length, 3);
-  clock.advance(1); // heartbeat 5000 after the last send
-  assert.equal(out[3], { tag: 'a', value: 20, ts: T0 + 7100, quality: 'good' });
-  assert.is(counters.filtered, 4);
+  clock.advance(1); // heartbeat 5000 after the last send, with the latest value and its ts
+  assert.equal(out[3], { tag: 'a', value: 20.5, ts: T0 + 2200, quality: 'good' });
+  assert.is(counters.filtered, 5);
   p.stop();
   assert.is(clock.pending, 0);
   settled(counters, 1);
@@ -259,7 +264,11 @@ test('max_interval shorter than min_interval: the held value serves as the heart
   clock.advance(500);
   assert.equal(out.map((r) => [r.value, r.ts - T0]), [[1, 0], [2, 500]]);
   clock.advance(1000);
-  assert.equal(out.map((r) => [r.value, r.ts - T0]), [[1, 0], [2, 500], [2, 2000]]);
+  assert.equal(out.length, 2, 'nothing delivered since: nothing to repeat');
+  clock.advance(500);
+  p.input('a', 3, T0 + 2500, 'good'); // overdue for a heartbeat: held, and it goes out at once
+  clock.advance(0);
+  assert.equal(out.map((r) => [r.value, r.ts - T0]), [[1, 0], [2, 500], [3, 2500]]);
   p.stop();
   assert.is(clock.pending, 0);
 });

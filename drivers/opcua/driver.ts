@@ -10,6 +10,7 @@ import { slotsOf } from './monitor.js';
 import { routeOpcuaLogs } from './ua.js';
 
 export class OpcuaDriver implements Driver {
+  readonly reportsChangesOnly = true;
   private connection: OpcuaConnection | undefined;
 
   constructor(private readonly config: OpcuaDeviceConfig) {}
