@@ -172,7 +172,6 @@ class TagState {
   private heldTs = 0;
   private heldQuality: Quality = 'good';
   // the latest value the device delivered (also one the deadband dropped), kept for the heartbeat
-  private fresh = false;
   private latestValue: RawValue = null;
   private latestTs = 0;
   private latestQuality: Quality = 'good';
@@ -204,7 +203,6 @@ class TagState {
   /** a converted, scaled, in-range value: deadband, then min_interval */
   offer(v: RawValue, ts: number, q: Quality): void {
     if (this.maxInterval > 0) {
-      this.fresh = true;
       this.latestValue = v;
       this.latestTs = ts;
       this.latestQuality = q;
@@ -241,7 +239,6 @@ class TagState {
 
   private send(v: RawValue, ts: number, q: Quality, now: number): void {
     this.sent = true;
-    this.fresh = false;
     this.lastValue = v;
     this.lastQuality = q;
     this.sentAt = now;
@@ -263,9 +260,9 @@ class TagState {
   // One timer per period: readings that pass only move sentAt, and the timer
   // re-arms for whatever remains of the period when it fires. A heartbeat
   // claims no more than the device did (SPEC §3): it carries the latest value
-  // the device delivered with that reading's own ts, and none at all while
-  // the device is not connected or has delivered nothing since the last send
-  // (the same reading again would only look alive). The timer then stops, and
+  // the device delivered with that reading's own ts (so one that came before
+  // the last send goes again with its old ts: a consumer sees its age), and
+  // none at all while the device is not connected. The timer then stops, and
   // the next delivered value or the next connect (changes-only drivers)
   // starts it again.
   private heartbeat(): void {
@@ -283,7 +280,8 @@ class TagState {
     } else if (sink.changesOnly) {
       // a subscription that is alive reports any change: its latest value holds now
       this.send(this.latestValue, sink.clock.now(), this.latestQuality, now);
-    } else if (this.fresh) {
+    } else {
+      // the device's own ts: a reading it sent no newer says its age, never that it is fresh
       this.send(this.latestValue, this.latestTs, this.latestQuality, now);
     }
   }

@@ -200,15 +200,14 @@ test('max_interval: the latest value the device delivered, also one the deadband
   assert.equal(out[2], { tag: 'T', value: 10.7, ts: T0 + 700, quality: 'uncertain' }, 'not the published 10.6, not ts = now');
 });
 
-test('max_interval: a device that delivered nothing since the last send gets no heartbeat; the next reading brings it', () => {
+test('max_interval: a device that delivered nothing since the last send: the same reading again, with its old ts', () => {
   const { p, out, clock } = setup({ T: { type: 'number', deadband: 0, max_interval: 1000 } });
   p.input('T', 5, T0, 'good');
-  clock.advance(10_000);
-  assert.is(out.length, 1, 'nothing repeated without the device confirming it');
-  assert.is(clock.pending, 0, 'no timer left running');
-  p.input('T', 5, T0 + 10_000, 'good'); // unchanged, but confirmed now: overdue, so it goes out
-  clock.advance(0);
-  assert.equal(out.map((r) => r.ts - T0), [0, 10_000]);
+  clock.advance(3000);
+  assert.equal(out.map((r) => [r.value, r.ts - T0]), [[5, 0], [5, 0], [5, 0], [5, 0]], 'never fresher than the device confirmed it');
+  p.input('T', 5, T0 + 3500, 'good'); // unchanged, confirmed at 3500
+  clock.advance(1000);
+  assert.equal(out.map((r) => r.ts - T0), [0, 0, 0, 0, 3500]);
 });
 
 test('max_interval: no heartbeat while the device is not connected', () => {
