@@ -14,6 +14,8 @@ import { toVariant, type NodeType } from './values.js';
 /** node-opcua retries with backoff up to 30 s; a repair that has not worked by then is started over */
 export const RECONNECT_GIVE_UP_MS = 120_000;
 const INITIAL_DELAY_MS = 1000;
+/** how long a close waits for a subscription being created to be answered */
+const CREATE_WAIT_MS = 5000;
 
 export class OpcuaConnection {
   private readonly monitored: MonitoredTags;
@@ -132,14 +134,20 @@ export class OpcuaConnection {
   private readonly onAbort = (): void => {
     if (this.ended) return;
     this.cleanup();
-    void this.open.close().then(() => this.settle());
+    void this.close().then(() => this.settle());
   };
 
   private fail(err: Error): void {
     if (this.ended) return;
     this.cleanup();
     // the session is closed before rejecting: the next attempt must not find it still open on the server
-    void this.open.close().then(() => this.settle(err));
+    void this.close().then(() => this.settle(err));
+  }
+
+  /** the session closes once a subscription being created is answered (bounded) */
+  private async close(): Promise<void> {
+    await this.monitored.settled(CREATE_WAIT_MS);
+    await this.open.close();
   }
 
   private cleanup(): void {

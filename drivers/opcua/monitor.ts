@@ -63,6 +63,8 @@ export class MonitoredTags {
   /** the items the server accepted, for the check after a reconnection */
   private readonly accepted: Array<{ item: ClientMonitoredItemBase; slot: Slot }> = [];
   private stopped = false;
+  /** settles once a subscription being created is answered: closing the session before that makes node-opcua throw */
+  private creating: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly config: OpcuaDeviceConfig,
@@ -82,7 +84,7 @@ export class MonitoredTags {
   async start(session: ClientSession): Promise<void> {
     const publishing = this.config.publishing_interval;
     const keepAlive = Math.max(2, Math.ceil(KEEPALIVE_MS / Math.max(publishing, 1)));
-    this.subscription = await session.createSubscription2({
+    const creating = session.createSubscription2({
       requestedPublishingInterval: publishing,
       requestedMaxKeepAliveCount: keepAlive,
       requestedLifetimeCount: keepAlive * 6,
@@ -90,6 +92,8 @@ export class MonitoredTags {
       publishingEnabled: true,
       priority: 10,
     });
+    this.creating = creating.catch(() => undefined);
+    this.subscription = await creating;
     this.subscription.on('status_changed', (status: StatusCode) => {
       if (status.value === StatusCodes.BadTimeout.value) this.onLost(new Error(`the server ended the subscription (${status.name})`));
     });
@@ -109,6 +113,17 @@ export class MonitoredTags {
       if (!item.statusCode.isGood() && slot.problem === undefined) slot.problem = item.statusCode.name;
     }
     this.onProblems();
+  }
+
+  /**
+   * Resolves when no subscription is being created (at most after ms): the
+   * session may close then. node-opcua asserts that a new subscription's
+   * session is still open when it announces it, and that assertion, thrown
+   * from an event, would end the process (a stop right after the connect).
+   */
+  settled(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([this.creating, new Promise((resolve) => { timer = setTimeout(resolve, ms); })]).then(() => clearTimeout(timer));
   }
 
   stop(): void {
