@@ -3,11 +3,20 @@
 // Tags that cannot be monitored (a wrong node id, a node that is not readable,
 // a value type the gateway cannot carry) are problems of their own: they are
 // reported and the other tags keep working.
+//
+// No item carries a deadband filter: the server would compare with the last
+// value it reported, strictly, in raw units, while SPEC's deadband compares
+// with the last published value, inclusively, in published units. Any server
+// deadband s > 0 can drop a value the rule publishes. Deadband 5, last
+// published 0: with s >= 5 the server drops 5 itself (not more than s); with
+// s < 5 it reports some r in (s, 5) with 5 - r <= s, which the gateway holds
+// back, and then drops 5 (within s of r). So the server reports every sampled
+// change (the default trigger, StatusValue) and the gateway's deadband alone
+// decides.
 import type { OpcuaDeviceConfig } from '../../config/schema.js';
 import type { DriverContext } from '../../gateway/types.js';
 import {
-  AttributeIds, ClientMonitoredItemGroup, coerceNodeId, DataChangeFilter, DataChangeTrigger, DeadbandType,
-  readOperationLimits, StatusCodes, TimestampsToReturn,
+  AttributeIds, ClientMonitoredItemGroup, coerceNodeId, readOperationLimits, StatusCodes, TimestampsToReturn,
   type ClientMonitoredItemBase, type ClientSession, type ClientSubscription, type DataValue, type NodeId, type StatusCode,
 } from './ua.js';
 import { qualityOf, rawValueOf, timestampOf, UnsupportedValue } from './values.js';
@@ -19,8 +28,6 @@ export interface Slot {
   nodeId: NodeId | undefined;
   sampling: number;
   queue: number;
-  /** asked of the server as an absolute DataChangeFilter; the gateway's deadband applies anyway */
-  deadband: number | undefined;
   problem: string | undefined;
 }
 
@@ -32,11 +39,6 @@ const KEEPALIVE_MS = 10_000;
 const TAG_ERRORS = new Set<number>([
   StatusCodes.BadNodeIdUnknown.value, StatusCodes.BadNodeIdInvalid.value, StatusCodes.BadNotReadable.value,
   StatusCodes.BadUserAccessDenied.value, StatusCodes.BadAttributeIdInvalid.value, StatusCodes.BadIndexRangeInvalid.value,
-]);
-// a server that will not filter this node (not numeric, or no deadband support): monitor it without
-const FILTER_REFUSED = new Set<number>([
-  StatusCodes.BadFilterNotAllowed.value, StatusCodes.BadMonitoredItemFilterUnsupported.value,
-  StatusCodes.BadDeadbandFilterInvalid.value, StatusCodes.BadMonitoredItemFilterInvalid.value,
 ]);
 
 export function slotsOf(config: OpcuaDeviceConfig): Slot[] {
@@ -52,7 +54,6 @@ export function slotsOf(config: OpcuaDeviceConfig): Slot[] {
       key, node: tag.node, nodeId, problem,
       sampling: tag.sampling_interval ?? config.sampling_interval,
       queue: tag.queue_size ?? config.queue_size,
-      deadband: tag.deadband !== undefined && tag.deadband > 0 ? tag.deadband : undefined,
     };
   });
 }
@@ -100,11 +101,7 @@ export class MonitoredTags {
     const limits = await readOperationLimits(session).catch(() => ({ maxMonitoredItemsPerCall: undefined }));
     const chunk = Math.min(DEFAULT_CHUNK, limits.maxMonitoredItemsPerCall || DEFAULT_CHUNK);
     const todo = this.slots.filter((s) => s.nodeId !== undefined);
-    const refused = await this.monitor(todo, chunk, true);
-    if (refused.length > 0) {
-      this.ctx.log.info({ tags: refused.map((s) => s.key).slice(0, 20), count: refused.length }, 'the server does not apply a deadband filter to these tags; the gateway deadband still does');
-      await this.monitor(refused, chunk, false);
-    }
+    await this.monitor(todo, chunk);
   }
 
   /** after node-opcua recreated the subscription: tags that did not come back are problems */
@@ -131,31 +128,28 @@ export class MonitoredTags {
     for (const group of this.groups) group.removeAllListeners('changed');
   }
 
-  /** creates the items of the slots; returns the slots whose deadband filter the server refused */
-  private async monitor(slots: Slot[], chunk: number, withFilter: boolean): Promise<Slot[]> {
+  /** creates the items of the slots */
+  private async monitor(slots: Slot[], chunk: number): Promise<void> {
     const byParams = new Map<string, Slot[]>();
     for (const s of slots) {
-      const k = `${s.sampling}|${s.queue}|${withFilter ? s.deadband ?? '' : ''}`;
+      const k = `${s.sampling}|${s.queue}`;
       const list = byParams.get(k);
       if (list) list.push(s);
       else byParams.set(k, [s]);
     }
     const chunks: Slot[][] = [];
     for (const list of byParams.values()) for (let i = 0; i < list.length; i += chunk) chunks.push(list.slice(i, i + chunk));
-    const refused: Slot[] = [];
     let next = 0;
     const worker = async () => {
-      while (next < chunks.length && !this.stopped) refused.push(...(await this.createGroup(chunks[next++] as Slot[], withFilter)));
+      while (next < chunks.length && !this.stopped) await this.createGroup(chunks[next++] as Slot[]);
     };
     await Promise.all(Array.from({ length: Math.min(CHUNKS_IN_FLIGHT, chunks.length) }, worker));
-    return refused;
   }
 
-  private async createGroup(slots: Slot[], withFilter: boolean): Promise<Slot[]> {
+  private async createGroup(slots: Slot[]): Promise<void> {
     const first = slots[0] as Slot;
-    const filter = withFilter && first.deadband !== undefined
-      ? new DataChangeFilter({ trigger: DataChangeTrigger.StatusValue, deadbandType: DeadbandType.Absolute, deadbandValue: first.deadband })
-      : null;
+    // no filter: every sampled change of value or status is reported (see the top of this file)
+    const filter = null;
     const items = slots.map((s) => ({ nodeId: s.nodeId as NodeId, attributeId: AttributeIds.Value }));
     const params = { samplingInterval: first.sampling, queueSize: first.queue, discardOldest: true, filter };
     const group = ClientMonitoredItemGroup.create(this.subscription as ClientSubscription, items, params, TimestampsToReturn.Both);
@@ -166,18 +160,12 @@ export class MonitoredTags {
       group.once('terminated', (err?: Error) => reject(new Error(`creating monitored items failed: ${err?.message ?? 'terminated'}`)));
     });
     this.groups.push(group);
-    const refused: Slot[] = [];
     group.monitoredItems.forEach((item, i) => {
       const slot = slots[i] as Slot;
       const status: StatusCode = item.statusCode;
-      if (status.isGood()) {
-        this.accepted.push({ item, slot });
-        return;
-      }
-      if (filter && FILTER_REFUSED.has(status.value)) refused.push(slot);
+      if (status.isGood()) this.accepted.push({ item, slot });
       else slot.problem = status.name;
     });
-    return refused;
   }
 
   // the hot path: one call per data change, nothing awaited, nothing logged above debug
