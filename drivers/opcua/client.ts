@@ -2,10 +2,12 @@
 // certificate under the PKI folder (created on first use, then reused), the
 // trust decision about the server's certificate, and the user identity.
 // Shared by the driver and `edgegate browse`.
+import type { EventEmitter } from 'node:events';
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OpcuaDeviceConfig } from '../../config/schema.js';
 import type { Logger } from '../../gateway/types.js';
+import { errorText, ServerRefusedError, statusName, statusOfErrChunk } from './errors.js';
 import {
   crypto_utils, DataTypeExtractStrategy, MessageSecurityMode, OPCUACertificateManager, OPCUAClient, SecurityPolicy,
   UserTokenType, type ClientSession, type StatusCode, type UserIdentityInfo,
@@ -95,6 +97,8 @@ export interface OpenSession {
   session: ClientSession;
   /** closes the session (deleting its subscriptions) and the connection; bounded in time, never rejects */
   close(): Promise<void>;
+  /** the status with which the server last refused a secure channel (while node-opcua reconnects) */
+  refusal(): ServerRefusedError | undefined;
 }
 
 /**
@@ -115,6 +119,7 @@ export async function openSession(s: ClientSettings, log: Logger, opts: { signal
     requestedSessionTimeout: 60_000,
     dataTypeExtractStrategy: DataTypeExtractStrategy.Lazy,
   });
+  const refusal = watchRefusals(client, s.security_mode === 'None' ? undefined : pkiPaths(s.pki_dir).ownCertificate);
   let session: ClientSession | undefined;
   const close = async (): Promise<void> => {
     const s1 = session;
@@ -125,11 +130,36 @@ export async function openSession(s: ClientSettings, log: Logger, opts: { signal
   try {
     await abortable(client.connect(s.endpoint), opts.signal, CONNECT_TIMEOUT_MS, `no answer from ${s.endpoint}`);
     session = await abortable(client.createSession(identityOf(s)), opts.signal, CONNECT_TIMEOUT_MS, 'no session created');
-    return { client, session, close };
+    return { client, session, close, refusal };
   } catch (err) {
     await close();
-    throw rejected() ?? err;
+    throw rejected() ?? refusal() ?? closedWhileSecuring(err, s);
   }
+}
+
+/**
+ * node-opcua drops the status of a server's ERR message and reports only the
+ * closed socket: the chunks of each new secure channel are looked at until it
+ * is open (not after: data chunks never pay for this), and the latest refusal
+ * is kept.
+ */
+function watchRefusals(client: OPCUAClient, ownCertificate: string | undefined): () => ServerRefusedError | undefined {
+  let status: number | undefined;
+  client.on('secure_channel_created', (channel: EventEmitter) => {
+    status = undefined;
+    const onChunk = (chunk: Buffer) => {
+      if (chunk[0] === 0x45 /* E */) status = statusOfErrChunk(chunk) ?? status;
+    };
+    channel.on('receive_chunk', onChunk);
+    channel.once('security_token_created', () => channel.off('receive_chunk', onChunk));
+  });
+  return () => (status === undefined ? undefined : new ServerRefusedError(statusName(status), ownCertificate));
+}
+
+/** a server that closes a signed channel without a word most likely does not trust the gateway's certificate */
+function closedWhileSecuring(err: unknown, s: ClientSettings): unknown {
+  if (s.security_mode === 'None' || !(err instanceof Error) || !/may have been rejected by server/.test(err.message)) return err;
+  return new Error(`${errorText(err)}; if the server does not trust the gateway's certificate, have it trust ${pkiPaths(s.pki_dir).ownCertificate}`, { cause: err });
 }
 
 function bounded<T>(p: Promise<T>, ms: number): Promise<T | undefined> {

@@ -7,6 +7,7 @@
 import type { OpcuaDeviceConfig } from '../../config/schema.js';
 import type { DriverContext, TimerHandle } from '../../gateway/types.js';
 import type { OpenSession } from './client.js';
+import { errorText } from './errors.js';
 import { MonitoredTags, problemSummary, type Slot } from './monitor.js';
 import { AttributeIds, DataType, findBasicDataType, StatusCodes, type NodeId, type StatusCode } from './ua.js';
 import { toVariant, type NodeType } from './values.js';
@@ -110,7 +111,8 @@ export class OpcuaConnection {
 
   private readonly onAttemptFailed = (err: Error): void => {
     if (this.ended) return;
-    this.ctx.setStatus('disconnected', `reconnecting to ${this.config.endpoint}: ${firstLine(err.message)}`);
+    const why = this.open.refusal()?.message ?? errorText(err);
+    this.ctx.setStatus('disconnected', `reconnecting to ${this.config.endpoint}: ${why}`);
   };
 
   private readonly onReestablished = (): void => {
@@ -123,7 +125,7 @@ export class OpcuaConnection {
   };
 
   private readonly onClose = (err?: Error | null): void => {
-    this.fail(new Error(`connection to ${this.config.endpoint} closed${err ? `: ${firstLine(err.message)}` : ''}`));
+    this.fail(new Error(`connection to ${this.config.endpoint} closed${err ? `: ${errorText(err)}` : ''}`));
   };
 
   private readonly onSessionClosed = (status?: StatusCode): void => {
@@ -163,8 +165,4 @@ export class OpcuaConnection {
     client.off('connection_reestablished', this.onReestablished);
     session.off('session_closed', this.onSessionClosed);
   }
-}
-
-function firstLine(s: string): string {
-  return (s.split('\n')[0] ?? s).slice(0, 200);
 }

@@ -6,6 +6,7 @@ import type { OpcuaDeviceConfig } from '../../config/schema.js';
 import { PermanentError, type Driver, type DriverContext } from '../../gateway/types.js';
 import { openSession, type OpenSession } from './client.js';
 import { OpcuaConnection } from './connection.js';
+import { errorText } from './errors.js';
 import { slotsOf } from './monitor.js';
 import { routeOpcuaLogs } from './ua.js';
 
@@ -27,7 +28,7 @@ export class OpcuaDriver implements Driver {
       open = await openSession({ ...c, pki_dir: c.pki_dir }, ctx.log, { signal: ctx.signal, clientName: `edgegate-${ctx.deviceId}` });
     } catch (err) {
       if (ctx.signal.aborted) return;
-      throw new Error(`${c.endpoint}: ${firstLine(err)}`, { cause: err });
+      throw new Error(`${c.endpoint}: ${errorText(err)}`, { cause: err });
     }
     const connection = new OpcuaConnection(c, ctx, open, slotsOf(c));
     this.connection = connection;
@@ -43,9 +44,4 @@ export class OpcuaDriver implements Driver {
     if (!connection) throw new Error(`${this.config.endpoint} is not connected`);
     await connection.write(key, value);
   }
-}
-
-function firstLine(err: unknown): string {
-  const m = err instanceof Error ? err.message : String(err);
-  return (m.split('\n').find((l) => l.trim() !== '') ?? m).trim().slice(0, 300);
 }

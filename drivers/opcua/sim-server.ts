@@ -34,6 +34,8 @@ export interface SimServerOptions {
   security?: { modes: SimMode[]; policies: SimPolicy[] };
   /** user name → password; when given, anonymous sessions are refused */
   users?: Record<string, string>;
+  /** false: client certificates are rejected unless in the server's trusted folder (default: every client is trusted) */
+  trustClients?: boolean;
   /** the server's PKI folder (reuse it to keep the certificate across restarts); default: a temp folder removed by stop() */
   pkiDir?: string;
 }
@@ -48,6 +50,8 @@ export interface SimServer {
   /** ticks done so far: counter v<i> holds the latest one */
   readonly ticks: number;
   sessionCount(): number;
+  /** rereads the server's trust list (<pkiDir>/server/trusted/certs), as an administrator's "trust" does */
+  reloadTrust(): Promise<void>;
   /** a Sim variable by name, e.g. "Quality" */
   variable(name: string): UAVariable;
   /** sets a Sim variable, with a status code (default Good) */
@@ -83,12 +87,13 @@ export async function startSimServer(opts: SimServerOptions = {}): Promise<SimSe
   const modes = opts.security?.modes ?? ['None', 'Sign', 'SignAndEncrypt'];
   const policies = opts.security?.policies ?? ['None', 'Basic256Sha256', 'Aes128_Sha256_RsaOaep', 'Aes256_Sha256_RsaPss'];
   const users = opts.users;
+  // by default the sim trusts every client: the gateway's trust of the server is what most tests check
+  const serverCertificateManager = new OPCUACertificateManager({ rootFolder: join(pkiDir, 'server'), automaticallyAcceptUnknownCertificate: opts.trustClients ?? true, disableFileWatchers: true });
   const server = new OPCUAServer({
     port: opts.port ?? 0,
     resourcePath: '/',
     buildInfo: { productName: 'edgegate simulated OPC UA server', manufacturerName: 'edgegate' },
-    // the sim trusts every client: the gateway's trust of the server is what the tests check
-    serverCertificateManager: new OPCUACertificateManager({ rootFolder: join(pkiDir, 'server'), automaticallyAcceptUnknownCertificate: true, disableFileWatchers: true }),
+    serverCertificateManager,
     userCertificateManager: new OPCUACertificateManager({ rootFolder: join(pkiDir, 'user'), disableFileWatchers: true }),
     securityModes: modes.map((m) => MessageSecurityMode[m]),
     securityPolicies: policies.map((p) => SecurityPolicy[p]),
@@ -179,6 +184,7 @@ export async function startSimServer(opts: SimServerOptions = {}): Promise<SimSe
     get changes() { return changes; },
     get ticks() { return ticks; },
     sessionCount: () => server.engine.currentSessionCount,
+    reloadTrust: () => serverCertificateManager.reloadCertificates(),
     variable,
     set(name, value, status = StatusCodes.Good) {
       const def = SIM_VARS.find((v) => v.name === name);
