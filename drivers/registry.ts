@@ -6,6 +6,8 @@ import type { Driver } from '../gateway/types.js';
 /** extra wiring a caller may give a driver (the demo's mock serial binding) */
 export interface DriverDeps {
   binding?: unknown;
+  /** the gateway's id (an OPC UA client certificate names it) */
+  gatewayId?: string;
 }
 
 export async function createDriver(config: DeviceConfig, deps: DriverDeps = {}): Promise<Driver> {
@@ -21,7 +23,7 @@ export async function createDriver(config: DeviceConfig, deps: DriverDeps = {}):
     }
     case 'opcua': {
       const { createOpcuaDriver } = await import('./opcua/index.js');
-      return createOpcuaDriver(config);
+      return createOpcuaDriver(config, deps.gatewayId);
     }
   }
 }

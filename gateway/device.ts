@@ -176,7 +176,7 @@ export class DeviceTask {
     while (!signal.aborted) {
       this.setStatus('connecting');
       try {
-        this.driver ??= await createDriver(this.opts.config, this.opts.driverDeps);
+        this.driver ??= await createDriver(this.opts.config, { ...this.opts.driverDeps, gatewayId: this.opts.gatewayId });
         await this.driver.run(this.context());
         if (signal.aborted) break;
         throw new Error('driver stopped unexpectedly');

@@ -1,6 +1,10 @@
 // End to end: a node-opcua server over TCP → the gateway CLI as a child
 // process → a real Mosquitto → subscribers. Readings carry source timestamps;
 // writes over MQTT 5 are answered on .../result and on the response topic.
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -28,6 +32,9 @@ if (enabled) {
       const sub = await e.subscribe(e.broker!.url);
       const gw = e.start(gatewayConfig(e.broker!.url, e.dir, [opcuaDeviceMap('plc1', server.endpoint)], { mqtt: { url: e.broker!.url, qos: 1, protocol_version: 5 } }));
       await waitForState(sub, 'plc1', 'connected', 20_000);
+      // the client certificate the gateway made names its id (gw1), not node-opcua's author
+      const own = new X509Certificate(readFileSync(join(e.dir, 'buffer', 'pki', 'own', 'certs', 'client_certificate.pem')));
+      assert.equal(own.subject.split('\n').sort(), [`CN=edgegate gw1@${hostname()}`, 'O=edgegate']);
       const readings = () => dataOf(sub, 'plc1').flatMap((b) => b.readings);
       await waitFor(() => readings().filter((r) => r.tag === 'stamp').length >= 3, 10_000, 'timestamps');
       // the DateTime value and the source timestamp come from one change on the server

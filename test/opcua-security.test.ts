@@ -1,13 +1,15 @@
 // Secure channels and user authentication against a node-opcua server that
 // offers only signed and encrypted endpoints and refuses anonymous sessions.
-import { copyFileSync, existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { UntrustedServerError } from '../drivers/opcua/client.js';
 import { errorText, statusOfErrChunk } from '../drivers/opcua/errors.js';
 import type { SimServer } from '../drivers/opcua/sim-server.js';
-import { connected, sim, startDriver, stopAll, tempPki, type Rig } from './helpers/opcua.js';
+import { connected, sim, startDriver, stopAll, tempPki, TEST_GATEWAY_ID, type Rig } from './helpers/opcua.js';
 import { freePort, waitFor } from './helpers/peers.js';
 
 let server: SimServer;
@@ -67,14 +69,19 @@ test('a wrong password is refused, and no session stays open', async () => {
   assert.is(server.sessionCount(), 0);
 });
 
-test('Sign with Aes256_Sha256_RsaPss and auto_accept_server_certificate: accepted with a warning', async () => {
-  const rig = startDriver(server.endpoint, { ...secure, security_mode: 'Sign', security_policy: 'Aes256_Sha256_RsaPss', auto_accept_server_certificate: true, tags }, tempPki());
+test('Sign with Aes256_Sha256_RsaPss and auto_accept_server_certificate: accepted with a warning; the client certificate names edgegate, the gateway and the host', async () => {
+  const pki = tempPki();
+  const rig = startDriver(server.endpoint, { ...secure, security_mode: 'Sign', security_policy: 'Aes256_Sha256_RsaPss', auto_accept_server_certificate: true, tags }, pki);
   try {
     await connected(rig);
     await waitFor(() => rig.values('C').length >= 2, 10_000, 'data over the signed channel');
     const warn = rig.logs.find((l) => l.level === 'warn' && /accepted an unknown server certificate/.test(l.msg));
     assert.ok(warn, 'the acceptance is logged as a warning');
     assert.match(String(warn.obj.thumbprint), /^[0-9a-f]{40}$/);
+    // the client certificate says whose it is: edgegate, the gateway id and the host
+    const own = new X509Certificate(readFileSync(join(pki, 'own', 'certs', 'client_certificate.pem')));
+    assert.equal(own.subject.split('\n').sort(), [`CN=edgegate ${TEST_GATEWAY_ID}@${hostname()}`, 'O=edgegate']);
+    assert.match(own.subjectAltName ?? '', `DNS:${hostname()}`);
   } finally {
     await rig.stop();
   }

@@ -3,18 +3,23 @@
 // trust decision about the server's certificate, and the user identity.
 // Shared by the driver and `edgegate browse`.
 import type { EventEmitter } from 'node:events';
-import { mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { OpcuaDeviceConfig } from '../../config/schema.js';
 import type { Logger } from '../../gateway/types.js';
 import { errorText, ServerRefusedError, statusName, statusOfErrChunk } from './errors.js';
 import {
-  crypto_utils, DataTypeExtractStrategy, MessageSecurityMode, OPCUACertificateManager, OPCUAClient, SecurityPolicy,
+  crypto_utils, DataTypeExtractStrategy, makeApplicationUrn, MessageSecurityMode, OPCUACertificateManager, OPCUAClient, SecurityPolicy,
   UserTokenType, type ClientSession, type StatusCode, type UserIdentityInfo,
 } from './ua.js';
 
 export type ClientSettings = Pick<OpcuaDeviceConfig,
-  'endpoint' | 'security_mode' | 'security_policy' | 'username' | 'password' | 'auto_accept_server_certificate'> & { pki_dir: string };
+  'endpoint' | 'security_mode' | 'security_policy' | 'username' | 'password' | 'auto_accept_server_certificate'> & {
+  pki_dir: string;
+  /** named in the client certificate's subject; default: the host name, as gateway.id's default */
+  gateway_id?: string;
+};
 
 export const APPLICATION_NAME = 'edgegate';
 /** a server that accepts the TCP connection but never answers must not hold the device forever */
@@ -48,7 +53,10 @@ async function trustStore(s: ClientSettings, log: Logger): Promise<{ cm: OPCUACe
   // file watchers are off: a certificate copied into trusted/ is seen at the next connection attempt
   const cm = new OPCUACertificateManager({ rootFolder: s.pki_dir, automaticallyAcceptUnknownCertificate: s.auto_accept_server_certificate, disableFileWatchers: true, name: APPLICATION_NAME });
   const before = initializing.get(s.pki_dir) ?? Promise.resolve();
-  const mine = before.then(() => cm.initialize());
+  const mine = before.then(async () => {
+    await cm.initialize();
+    await createOwnCertificate(cm, s);
+  });
   initializing.set(s.pki_dir, mine.catch(() => undefined));
   await mine;
   const paths = pkiPaths(s.pki_dir);
@@ -77,6 +85,25 @@ async function trustStore(s: ClientSettings, log: Logger): Promise<{ cm: OPCUACe
   };
   Object.assign(cm, { checkCertificate });
   return { cm, rejected: () => untrusted };
+}
+
+/**
+ * The client certificate, made before node-opcua would make its own with its
+ * author's subject (O=Sterfive, L=Orleans): a server's administrator sees
+ * whose certificate it is ("CN=edgegate line1-pi@raspberrypi, O=edgegate").
+ * An existing certificate is kept: the servers trust that one.
+ */
+async function createOwnCertificate(cm: OPCUACertificateManager, s: ClientSettings): Promise<void> {
+  const file = pkiPaths(s.pki_dir).ownCertificate;
+  if (existsSync(file)) return;
+  const host = hostname();
+  const id = s.gateway_id ?? (host.replace(/[^A-Za-z0-9_-]/g, '-') || 'edgegate');
+  // the subject is a "/"-separated DN: neither a gateway id nor a host name holds "/" or "="
+  const cn = `${APPLICATION_NAME} ${id}@${host}`.slice(0, 64);
+  await cm.createSelfSignedCertificate({
+    applicationUri: makeApplicationUrn(host, APPLICATION_NAME), dns: [host], outputFile: file,
+    subject: `/CN=${cn}/O=${APPLICATION_NAME}`, startDate: new Date(), validity: 3650,
+  });
 }
 
 function listing(dir: string): string[] {

@@ -14,7 +14,8 @@ export class OpcuaDriver implements Driver {
   readonly reportsChangesOnly = true;
   private connection: OpcuaConnection | undefined;
 
-  constructor(private readonly config: OpcuaDeviceConfig) {}
+  /** gatewayId: named in the client certificate the driver creates on first start */
+  constructor(private readonly config: OpcuaDeviceConfig, private readonly gatewayId?: string) {}
 
   async run(ctx: DriverContext): Promise<void> {
     if (ctx.signal.aborted) return;
@@ -25,7 +26,7 @@ export class OpcuaDriver implements Driver {
     ctx.setStatus('connecting');
     let open: OpenSession;
     try {
-      open = await openSession({ ...c, pki_dir: c.pki_dir }, ctx.log, { signal: ctx.signal, clientName: `edgegate-${ctx.deviceId}` });
+      open = await openSession({ ...c, pki_dir: c.pki_dir, ...(this.gatewayId ? { gateway_id: this.gatewayId } : {}) }, ctx.log, { signal: ctx.signal, clientName: `edgegate-${ctx.deviceId}` });
     } catch (err) {
       if (ctx.signal.aborted) return;
       throw new Error(`${c.endpoint}: ${errorText(err)}`, { cause: err });

@@ -4,6 +4,6 @@ import { OpcuaDriver } from './driver.js';
 
 export { OpcuaDriver } from './driver.js';
 
-export function createOpcuaDriver(config: OpcuaDeviceConfig): OpcuaDriver {
-  return new OpcuaDriver(config);
+export function createOpcuaDriver(config: OpcuaDeviceConfig, gatewayId?: string): OpcuaDriver {
+  return new OpcuaDriver(config, gatewayId);
 }

@@ -66,6 +66,9 @@ export interface Rig {
   stop(): Promise<void>;
 }
 
+/** the gateway id the test drivers name in their client certificate */
+export const TEST_GATEWAY_ID = 'test-gw';
+
 let shared: string | undefined;
 /** one client PKI folder for a whole test file: the client certificate is made once */
 export function sharedPki(): string {
@@ -78,7 +81,7 @@ export function startDriver(endpoint: string, device: Record<string, unknown>, p
   const controller = new AbortController();
   const logs: LogLine[] = [];
   const config = opcuaDevice.parse({ id: 'plc', driver: 'opcua', endpoint, pki_dir: pkiDir, sampling_interval: 0, publishing_interval: 100, ...device });
-  const driver = new OpcuaDriver(config);
+  const driver = new OpcuaDriver(config, TEST_GATEWAY_ID);
   let background: ReturnType<typeof runInBackground> | undefined;
   const rig: Rig = {
     driver, readings: [], statuses: [], parseErrors: [], logs, reconnects: 0,
