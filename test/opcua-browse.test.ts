@@ -2,7 +2,7 @@
 // and a --yaml device map that `edgegate validate` accepts. The CLI runs as a
 // child process once; the other cases call the command in process, which
 // saves loading node-opcua again for each of them.
-import { writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'uvu';
@@ -13,8 +13,8 @@ import { UsageError } from '../gateway/cli/args.js';
 import { browseCommand } from '../gateway/cli/browse.js';
 import { validateCommand } from '../gateway/cli/validate.js';
 import { runCliToEnd } from './helpers/gateway.js';
-import { sim, stopAll, tempPki } from './helpers/opcua.js';
-import { freePort } from './helpers/peers.js';
+import { connected, sim, startDriver, stopAll, tempPki } from './helpers/opcua.js';
+import { freePort, tempDir, waitFor } from './helpers/peers.js';
 
 function sink(): Writable & { text: string } {
   const w = new Writable({ write(chunk, _enc, done) { w.text += String(chunk); done(); } }) as Writable & { text: string };
@@ -23,9 +23,9 @@ function sink(): Writable & { text: string } {
 }
 
 /** the browse command in this process: exit code, stdout, stderr */
-async function browse(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function browse(args: string[], progressEveryMs?: number): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = sink(), err = sink();
-  const code = await browseCommand(args, out, err);
+  const code = await browseCommand(args, out, err, progressEveryMs === undefined ? {} : { progressEveryMs });
   return { code, stdout: out.text, stderr: err.text };
 }
 
@@ -74,6 +74,52 @@ test('edgegate browse --yaml prints a device map that `edgegate validate` accept
   assert.is(tags['Sim.Secret'], undefined, 'an unreadable node is left out');
   assert.match(r.stdout, '# Sim/Label: ns=1;s=Sim.Label (LocalizedText) is a type the gateway does not read');
   assert.is(Object.keys(tags).length, 18);
+  assert.match(r.stdout, `    pki_dir: ${JSON.stringify(pki)}`, 'the --pki-dir browse used');
+});
+
+test('security None without --pki-dir writes nothing to disk (no ./data/pki)', async () => {
+  const cwd = tempDir();
+  try {
+    const r = await runCliToEnd(['browse', server.endpoint, '--depth', '1'], { cwd: cwd.dir, env: { STATE_DIRECTORY: '' } });
+    assert.is(r.code, 0, r.stderr);
+    assert.equal(readdirSync(cwd.dir), [], 'the current directory stays empty');
+  } finally {
+    cwd.remove();
+  }
+});
+
+test('--yaml with --pki-dir and --accept-server-certificate: the map names that pki_dir, not auto-accept, and connects as it is', async () => {
+  const own = tempPki();
+  const args = [server.endpoint, '--pki-dir', own, '--security-mode', 'SignAndEncrypt', '--security-policy', 'Basic256Sha256', '--yaml', '--id', 'secure1'];
+  const refused = await browse(args);
+  assert.is(refused.code, 1);
+  assert.match(refused.stderr, /server certificate not trusted .*, or run browse with --accept-server-certificate/);
+  assert.not.match(refused.stderr, 'auto_accept_server_certificate');
+  const r = await browse([...args, '--accept-server-certificate']);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, `    pki_dir: ${JSON.stringify(own)}`);
+  assert.not.match(r.stdout, 'auto_accept_server_certificate');
+  const loaded = parseConfigText(r.stdout, 'secure.yaml');
+  assert.ok(loaded.ok, r.stdout);
+  const { id: _id, driver: _driver, ...device } = loaded.config.devices[0] as unknown as Record<string, unknown>;
+  // the driver on the map as browse wrote it: the server certificate trusted by browse is trusted here
+  const rig = startDriver(server.endpoint, { ...device, tags: { sp: { node: 'ns=1;s=Sim.Setpoint' } } });
+  try {
+    await connected(rig);
+    await waitFor(() => rig.values('sp').length >= 1, 10_000, 'a value over the secure channel');
+  } finally {
+    await rig.stop();
+  }
+  assert.ok(existsSync(join(own, 'own', 'certs', 'client_certificate.pem')));
+});
+
+test('progress goes to stderr while it walks, the result to stdout', async () => {
+  const r = await browse([server.endpoint, '--pki-dir', pki], 0);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stderr, /edgegate browse: walking \d+ nodes to depth 1, \d+ variables…/);
+  assert.match(r.stderr, /edgegate browse: walked 26 nodes to depth 3, 20 variables\n/);
+  assert.match(r.stderr, /read data types and access of 20 of 20 variables/);
+  assert.not.match(r.stdout, 'walk');
 });
 
 test('--root and --depth narrow the walk', async () => {

@@ -24,6 +24,20 @@ export interface BrowseOptions {
   depth?: number;
   /** stop after this many variables */
   max?: number;
+  /** how the walk goes, at most once per progressEveryMs (default 1 s), and once at the end of the walk */
+  onProgress?: (p: BrowseProgress) => void;
+  progressEveryMs?: number;
+}
+
+export interface BrowseProgress {
+  /** 'walk': following references; 'read': reading data types and access of the variables found */
+  phase: 'walk' | 'read';
+  depth: number;
+  nodes: number;
+  variables: number;
+  /** variables described so far (phase 'read') */
+  read: number;
+  done: boolean;
 }
 
 const LEVEL_BATCH = 200;
@@ -42,8 +56,12 @@ export async function browseVariables(session: ClientSession, opts: BrowseOption
   const found: Array<{ nodeId: NodeId; path: string }> = [];
   let level: Array<{ nodeId: NodeId; path: string }> = [{ nodeId: root, path: '' }];
   let truncated = false;
+  let nodes = 0;
+  let reached = 0;
+  const progress = throttled(opts);
   for (let d = 0; d < depth && level.length > 0 && !truncated; d++) {
     const next: typeof level = [];
+    reached = d + 1;
     for (let i = 0; i < level.length && !truncated; i += LEVEL_BATCH) {
       const batch = level.slice(i, i + LEVEL_BATCH);
       const results = await browseAll(session, batch.map((n) => ({
@@ -60,12 +78,29 @@ export async function browseVariables(session: ClientSession, opts: BrowseOption
             found.push(child);
           }
           next.push(child);
+          nodes++;
         }
       });
+      progress({ phase: 'walk', depth: d + 1, nodes, variables: found.length, read: 0, done: false });
     }
     level = next;
   }
-  return { variables: await describe(session, found), truncated };
+  progress({ phase: 'walk', depth: reached, nodes, variables: found.length, read: 0, done: true });
+  const variables = await describe(session, found, (read) => progress({ phase: 'read', depth: reached, nodes, variables: found.length, read, done: read === found.length }));
+  return { variables, truncated };
+}
+
+/** the progress callback, called at most once per interval, and always when done */
+function throttled(opts: BrowseOptions): (p: BrowseProgress) => void {
+  const every = opts.progressEveryMs ?? 1000;
+  let last = Date.now();
+  return (p) => {
+    if (!opts.onProgress) return;
+    const now = Date.now();
+    if (!p.done && now - last < every) return;
+    last = now;
+    opts.onProgress(p);
+  };
 }
 
 function visit(ref: ReferenceDescription, seen: Set<string>): boolean {
@@ -77,7 +112,7 @@ function visit(ref: ReferenceDescription, seen: Set<string>): boolean {
 }
 
 /** data type, array-ness and what this user may do, read in batches */
-async function describe(session: ClientSession, nodes: Array<{ nodeId: NodeId; path: string }>): Promise<BrowsedVariable[]> {
+async function describe(session: ClientSession, nodes: Array<{ nodeId: NodeId; path: string }>, progress: (read: number) => void): Promise<BrowsedVariable[]> {
   const out: BrowsedVariable[] = [];
   const builtins = new Map<string, DataType | undefined>();
   for (let i = 0; i < nodes.length; i += READ_BATCH) {
@@ -103,6 +138,7 @@ async function describe(session: ClientSession, nodes: Array<{ nodeId: NodeId; p
         builtin, array: valueRank >= 0, read: (level & ACCESS_READ) !== 0, write: (level & ACCESS_WRITE) !== 0,
       });
     }
+    progress(out.length);
   }
   return out;
 }
@@ -131,11 +167,13 @@ function tagKey(path: string, used: Set<string>): string {
 const q = (s: string) => JSON.stringify(s);
 
 /** a config with one device holding every variable the gateway can read; the others as comments */
-export function deviceMapYaml(variables: BrowsedVariable[], s: Omit<ClientSettings, 'pki_dir' | 'password'> & { id: string; header: string }): string {
+export function deviceMapYaml(variables: BrowsedVariable[], s: Omit<ClientSettings, 'password' | 'auto_accept_server_certificate'> & { id: string; header: string }): string {
   const lines = [`# ${s.header}`, 'devices:', `  - id: ${q(s.id)}`, '    driver: opcua', `    endpoint: ${q(s.endpoint)}`,
     `    security_mode: ${s.security_mode}`, `    security_policy: ${s.security_policy}`];
   if (s.username !== undefined) lines.push(`    username: ${q(s.username)}`, '    # password_file: /etc/edgegate/<this device>.secret');
-  if (s.auto_accept_server_certificate) lines.push('    auto_accept_server_certificate: true');
+  // the PKI folder browse used holds the server certificate it trusted: the gateway must use the same.
+  // --accept-server-certificate is not carried over: that certificate is in trusted/ now
+  if (s.pki_dir !== undefined) lines.push(`    pki_dir: ${q(s.pki_dir)}`);
   const used = new Set<string>();
   const tags: string[] = [];
   const skipped: string[] = [];

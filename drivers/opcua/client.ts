@@ -3,35 +3,36 @@
 // trust decision about the server's certificate, and the user identity.
 // Shared by the driver and `edgegate browse`.
 import type { EventEmitter } from 'node:events';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OpcuaDeviceConfig } from '../../config/schema.js';
 import type { Logger } from '../../gateway/types.js';
+import { APPLICATION_NAME, createOwnCertificate, inMemoryKeys } from './certificate.js';
 import { errorText, ServerRefusedError, statusName, statusOfErrChunk } from './errors.js';
 import {
-  crypto_utils, DataTypeExtractStrategy, makeApplicationUrn, MessageSecurityMode, OPCUACertificateManager, OPCUAClient, SecurityPolicy,
+  crypto_utils, DataTypeExtractStrategy, MessageSecurityMode, OPCUACertificateManager, OPCUAClient, SecurityPolicy,
   UserTokenType, type ClientSession, type StatusCode, type UserIdentityInfo,
 } from './ua.js';
 
 export type ClientSettings = Pick<OpcuaDeviceConfig,
   'endpoint' | 'security_mode' | 'security_policy' | 'username' | 'password' | 'auto_accept_server_certificate'> & {
-  pki_dir: string;
+  /** absent (security None only): a certificate in memory, nothing written to disk */
+  pki_dir: string | undefined;
   /** named in the client certificate's subject; default: the host name, as gateway.id's default */
   gateway_id?: string;
 };
 
-export const APPLICATION_NAME = 'edgegate';
 /** a server that accepts the TCP connection but never answers must not hold the device forever */
 const CONNECT_TIMEOUT_MS = 20_000;
 const CLOSE_TIMEOUT_MS = 3_000;
 
+const DEFAULT_ACCEPT_HINT = 'set auto_accept_server_certificate: true';
+
 /** the server's certificate is not trusted: what to copy where, in the message itself */
 export class UntrustedServerError extends Error {
-  constructor(readonly thumbprint: string, readonly file: string | undefined, readonly trustedDir: string) {
+  constructor(readonly thumbprint: string, readonly file: string | undefined, readonly trustedDir: string, acceptHint = DEFAULT_ACCEPT_HINT) {
     // moved, not copied: a certificate that is also in rejected/ stays rejected
-    super(`server certificate not trusted (SHA-1 thumbprint ${thumbprint}): to trust it, move ${file ?? 'it'} to ${trustedDir}/` +
-      ', or set auto_accept_server_certificate: true');
+    super(`server certificate not trusted (SHA-1 thumbprint ${thumbprint}): to trust it, move ${file ?? 'it'} to ${trustedDir}/, or ${acceptHint}`);
   }
 }
 
@@ -48,18 +49,18 @@ export function pkiPaths(root: string) {
 // two devices sharing a PKI folder must not both create the client certificate
 const initializing = new Map<string, Promise<unknown>>();
 
-async function trustStore(s: ClientSettings, log: Logger): Promise<{ cm: OPCUACertificateManager; rejected: () => UntrustedServerError | undefined }> {
-  mkdirSync(s.pki_dir, { recursive: true });
+async function trustStore(root: string, s: ClientSettings, log: Logger, acceptHint: string): Promise<{ cm: OPCUACertificateManager; rejected: () => UntrustedServerError | undefined }> {
+  mkdirSync(root, { recursive: true });
   // file watchers are off: a certificate copied into trusted/ is seen at the next connection attempt
-  const cm = new OPCUACertificateManager({ rootFolder: s.pki_dir, automaticallyAcceptUnknownCertificate: s.auto_accept_server_certificate, disableFileWatchers: true, name: APPLICATION_NAME });
-  const before = initializing.get(s.pki_dir) ?? Promise.resolve();
+  const cm = new OPCUACertificateManager({ rootFolder: root, automaticallyAcceptUnknownCertificate: s.auto_accept_server_certificate, disableFileWatchers: true, name: APPLICATION_NAME });
+  const before = initializing.get(root) ?? Promise.resolve();
   const mine = before.then(async () => {
     await cm.initialize();
-    await createOwnCertificate(cm, s);
+    await createOwnCertificate(cm, pkiPaths(root).ownCertificate, s.gateway_id);
   });
-  initializing.set(s.pki_dir, mine.catch(() => undefined));
+  initializing.set(root, mine.catch(() => undefined));
   await mine;
-  const paths = pkiPaths(s.pki_dir);
+  const paths = pkiPaths(root);
   let untrusted: UntrustedServerError | undefined;
   const check = cm.checkCertificate.bind(cm) as (chain: Buffer | Buffer[]) => Promise<StatusCode>;
   // wraps the manager's own check to learn which certificate it judged, and how
@@ -73,7 +74,7 @@ async function trustStore(s: ClientSettings, log: Logger): Promise<{ cm: OPCUACe
         log.warn({ endpoint: s.endpoint, thumbprint, trusted_dir: paths.trusted }, 'accepted an unknown server certificate (auto_accept_server_certificate: true) and stored it as trusted');
       } else if (!status.isGood()) {
         const file = listing(paths.rejected).find((f) => f.includes(`[${thumbprint}]`));
-        untrusted = new UntrustedServerError(thumbprint, file && join(paths.rejected, file), paths.trusted);
+        untrusted = new UntrustedServerError(thumbprint, file && join(paths.rejected, file), paths.trusted, acceptHint);
         log.error({ endpoint: s.endpoint, thumbprint, status: status.name, file: file && join(paths.rejected, file), trusted_dir: paths.trusted }, untrusted.message);
       }
       callback?.(null, status);
@@ -85,25 +86,6 @@ async function trustStore(s: ClientSettings, log: Logger): Promise<{ cm: OPCUACe
   };
   Object.assign(cm, { checkCertificate });
   return { cm, rejected: () => untrusted };
-}
-
-/**
- * The client certificate, made before node-opcua would make its own with its
- * author's subject (O=Sterfive, L=Orleans): a server's administrator sees
- * whose certificate it is ("CN=edgegate line1-pi@raspberrypi, O=edgegate").
- * An existing certificate is kept: the servers trust that one.
- */
-async function createOwnCertificate(cm: OPCUACertificateManager, s: ClientSettings): Promise<void> {
-  const file = pkiPaths(s.pki_dir).ownCertificate;
-  if (existsSync(file)) return;
-  const host = hostname();
-  const id = s.gateway_id ?? (host.replace(/[^A-Za-z0-9_-]/g, '-') || 'edgegate');
-  // the subject is a "/"-separated DN: neither a gateway id nor a host name holds "/" or "="
-  const cn = `${APPLICATION_NAME} ${id}@${host}`.slice(0, 64);
-  await cm.createSelfSignedCertificate({
-    applicationUri: makeApplicationUrn(host, APPLICATION_NAME), dns: [host], outputFile: file,
-    subject: `/CN=${cn}/O=${APPLICATION_NAME}`, startDate: new Date(), validity: 3650,
-  });
 }
 
 function listing(dir: string): string[] {
@@ -132,21 +114,24 @@ export interface OpenSession {
  * Connects once (no retries of its own: the caller decides when to try again)
  * and opens a session. Rejects on failure, on timeout, or when the signal aborts.
  */
-export async function openSession(s: ClientSettings, log: Logger, opts: { signal?: AbortSignal; clientName?: string } = {}): Promise<OpenSession> {
-  const { cm, rejected } = await trustStore(s, log);
+export async function openSession(s: ClientSettings, log: Logger, opts: { signal?: AbortSignal; clientName?: string; acceptHint?: string } = {}): Promise<OpenSession> {
+  if (s.pki_dir === undefined && s.security_mode !== 'None') throw new Error(`security_mode ${s.security_mode} needs a PKI folder`);
+  const store = s.pki_dir === undefined ? undefined : await trustStore(s.pki_dir, s, log, opts.acceptHint ?? DEFAULT_ACCEPT_HINT);
+  const keys = store ? { clientCertificateManager: store.cm } : { certificateKeyPairProvider: await inMemoryKeys(s.gateway_id) };
+  const ownCertificate = s.pki_dir === undefined || s.security_mode === 'None' ? undefined : pkiPaths(s.pki_dir).ownCertificate;
   const client = OPCUAClient.create({
     applicationName: APPLICATION_NAME,
     clientName: opts.clientName ?? APPLICATION_NAME,
     endpointMustExist: false,
     securityMode: MessageSecurityMode[s.security_mode],
     securityPolicy: SecurityPolicy[s.security_policy],
-    clientCertificateManager: cm,
+    ...keys,
     // maxRetry 0: one attempt. The driver turns node-opcua's reconnection on once connected.
     connectionStrategy: { maxRetry: 0, initialDelay: 1000, maxDelay: 30_000, randomisationFactor: 0.5 },
     requestedSessionTimeout: 60_000,
     dataTypeExtractStrategy: DataTypeExtractStrategy.Lazy,
   });
-  const refusal = watchRefusals(client, s.security_mode === 'None' ? undefined : pkiPaths(s.pki_dir).ownCertificate);
+  const refusal = watchRefusals(client, ownCertificate);
   let session: ClientSession | undefined;
   const close = async (): Promise<void> => {
     const s1 = session;
@@ -160,7 +145,7 @@ export async function openSession(s: ClientSettings, log: Logger, opts: { signal
     return { client, session, close, refusal };
   } catch (err) {
     await close();
-    throw rejected() ?? refusal() ?? closedWhileSecuring(err, s);
+    throw store?.rejected() ?? refusal() ?? closedWhileSecuring(err, ownCertificate);
   }
 }
 
@@ -184,9 +169,9 @@ function watchRefusals(client: OPCUAClient, ownCertificate: string | undefined):
 }
 
 /** a server that closes a signed channel without a word most likely does not trust the gateway's certificate */
-function closedWhileSecuring(err: unknown, s: ClientSettings): unknown {
-  if (s.security_mode === 'None' || !(err instanceof Error) || !/may have been rejected by server/.test(err.message)) return err;
-  return new Error(`${errorText(err)}; if the server does not trust the gateway's certificate, have it trust ${pkiPaths(s.pki_dir).ownCertificate}`, { cause: err });
+function closedWhileSecuring(err: unknown, ownCertificate: string | undefined): unknown {
+  if (ownCertificate === undefined || !(err instanceof Error) || !/may have been rejected by server/.test(err.message)) return err;
+  return new Error(`${errorText(err)}; if the server does not trust the gateway's certificate, have it trust ${ownCertificate}`, { cause: err });
 }
 
 function bounded<T>(p: Promise<T>, ms: number): Promise<T | undefined> {

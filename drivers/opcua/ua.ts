@@ -17,6 +17,7 @@ import type { Logger } from '../../gateway/types.js';
 
 export * from 'node-opcua-client';
 export { OPCUACertificateManager } from 'node-opcua-certificate-manager';
+export { InMemoryCertificateKeyPairProvider } from 'node-opcua-common';
 
 let sink: Logger | undefined;
 const ANSI = /\u001b\[[0-9;]*m/g;

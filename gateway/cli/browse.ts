@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { device, type OpcuaDeviceConfig } from '../../config/schema.js';
 import { createLogger } from '../logger.js';
+import type { BrowseProgress } from '../../drivers/opcua/browse.js';
 import { EXIT, parseArgs, UsageError } from './args.js';
 
 const USAGE = `usage: edgegate browse opc.tcp://HOST:PORT [--depth N] [--root NODE] [--yaml] [--id DEVICE]
@@ -12,10 +13,14 @@ const USAGE = `usage: edgegate browse opc.tcp://HOST:PORT [--depth N] [--root NO
        [--username NAME --password-file FILE] [--pki-dir DIR] [--accept-server-certificate]
 
 The password may also come from the environment variable EDGEGATE_OPCUA_PASSWORD.
---pki-dir defaults to the gateway's: $STATE_DIRECTORY/pki, else ./data/pki.
+--pki-dir defaults to the gateway's: $STATE_DIRECTORY/pki, else ./data/pki. With
+--security-mode None (the default) and no --pki-dir nothing is written to disk.
+--yaml writes pki_dir into the map when --pki-dir is given, so the gateway uses the
+server certificate trusted there. Progress goes to stderr.
 `;
 
-export async function browseCommand(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+/** progressEveryMs: how often progress goes to stderr (default 1 s) */
+export async function browseCommand(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr, { progressEveryMs }: { progressEveryMs?: number } = {}): Promise<number> {
   const { options, positional } = parseArgs(argv,
     ['depth', 'root', 'id', 'security-mode', 'security-policy', 'username', 'password-file', 'pki-dir'],
     ['yaml', 'accept-server-certificate', 'help'], 1);
@@ -41,26 +46,34 @@ export async function browseCommand(argv: string[], out: NodeJS.WritableStream =
     auto_accept_server_certificate: options.has('accept-server-certificate'),
   });
   if (!parsed.success) throw new UsageError(parsed.error.issues.map((i) => `${i.path.join('.') || 'endpoint'}: ${i.message}`).join('; '));
-  const settings = { ...(parsed.data as OpcuaDeviceConfig), pki_dir: resolve(text('pki-dir') ?? resolve(process.env.STATE_DIRECTORY?.split(':')[0] || './data', 'pki')) };
+  const config = parsed.data as OpcuaDeviceConfig;
+  const pkiDir = text('pki-dir') !== undefined ? resolve(text('pki-dir') as string) : undefined;
+  // security None checks no certificate: without --pki-dir the client's own lives in memory only
+  const defaultPki = config.security_mode === 'None' ? undefined : resolve(process.env.STATE_DIRECTORY?.split(':')[0] || './data', 'pki');
+  const settings = { ...config, pki_dir: pkiDir ?? defaultPki };
 
   const log = createLogger({ level: 'warn', destination: err, name: 'edgegate-browse' });
   const { routeOpcuaLogs } = await import('../../drivers/opcua/ua.js');
   const { openSession } = await import('../../drivers/opcua/client.js');
+  const { errorText } = await import('../../drivers/opcua/errors.js');
   const { browseVariables, deviceMapYaml } = await import('../../drivers/opcua/browse.js');
   routeOpcuaLogs(log);
   let open: Awaited<ReturnType<typeof openSession>>;
   try {
-    open = await openSession(settings, log, { clientName: 'edgegate-browse' });
+    open = await openSession(settings, log, { clientName: 'edgegate-browse', acceptHint: 'run browse with --accept-server-certificate' });
   } catch (e) {
-    err.write(`edgegate browse: cannot connect to ${endpoint}: ${firstLine(e)}\n`);
+    err.write(`edgegate browse: cannot connect to ${endpoint}: ${errorText(e)}\n`);
     return EXIT.runtime;
   }
   try {
     const root = text('root');
-    const { variables, truncated } = await browseVariables(open.session, { depth, ...(root ? { root } : {}) });
+    const onProgress = (p: BrowseProgress) => err.write(p.phase === 'walk'
+      ? `edgegate browse: ${p.done ? 'walked' : 'walking'} ${p.nodes.toLocaleString('en')} nodes to depth ${p.depth}, ${p.variables.toLocaleString('en')} variables${p.done ? '' : '…'}\n`
+      : `edgegate browse: read data types and access of ${p.read.toLocaleString('en')} of ${p.variables.toLocaleString('en')} variables\n`);
+    const { variables, truncated } = await browseVariables(open.session, { depth, onProgress, ...(root ? { root } : {}), ...(progressEveryMs !== undefined ? { progressEveryMs } : {}) });
     const where = `${root ?? 'Objects'}, depth ${depth}`;
     if (options.has('yaml')) {
-      out.write(deviceMapYaml(variables, { ...settings, id, header: `edgegate browse ${endpoint}: ${variables.length} variables under ${where}${truncated ? ' (truncated)' : ''}` }));
+      out.write(deviceMapYaml(variables, { ...settings, pki_dir: pkiDir, id, header: `edgegate browse ${endpoint}: ${variables.length} variables under ${where}${truncated ? ' (truncated)' : ''}` }));
     } else {
       const rows = variables.map((v) => [v.nodeId, v.path, `${v.dataType}${v.array ? '[]' : ''}`, `${v.read ? 'r' : '-'}${v.write ? 'w' : '-'}`]);
       const head = ['NODE ID', 'BROWSE PATH', 'DATA TYPE', 'ACCESS'];
@@ -70,7 +83,7 @@ export async function browseCommand(argv: string[], out: NodeJS.WritableStream =
     }
     return EXIT.ok;
   } catch (e) {
-    err.write(`edgegate browse: ${firstLine(e)}\n`);
+    err.write(`edgegate browse: ${errorText(e)}\n`);
     return EXIT.runtime;
   } finally {
     await open.close();
@@ -83,9 +96,4 @@ function readSecret(file: string): string {
   } catch (e) {
     throw new UsageError(`cannot read --password-file ${file} (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})`);
   }
-}
-
-function firstLine(e: unknown): string {
-  const m = e instanceof Error ? e.message : String(e);
-  return (m.split('\n').find((l) => l.trim() !== '') ?? m).trim();
 }

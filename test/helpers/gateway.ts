@@ -66,7 +66,7 @@ export function writeConfig(dir: string, config: object, name = 'config.yaml'): 
 }
 
 /** runs the CLI to completion */
-export async function runCliToEnd(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runCliToEnd(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const p = runCli(args, opts);
   const t = setTimeout(() => p.signal('SIGKILL'), opts.timeoutMs ?? 30_000);
   const r = await p.exited;
