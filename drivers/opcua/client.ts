@@ -1,5 +1,6 @@
 // One OPC UA client and session: security mode and policy, the client's own
-// certificate under the PKI folder (created on first use, then reused), the
+// certificate under the PKI folder (created on first use, then reused; in
+// memory only for browsing with security None and no folder), the
 // trust decision about the server's certificate, and the user identity.
 // Shared by the driver and `edgegate browse`.
 import type { EventEmitter } from 'node:events';
