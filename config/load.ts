@@ -176,6 +176,9 @@ function warningsOf(cfg: Config): Problem[] {
   if (cfg.mqtt.tls && !/^(mqtts|wss):/.test(cfg.mqtt.url)) {
     warn(['mqtt', 'tls'], `ignored: the url ${cfg.mqtt.url.startsWith('embedded') ? 'is the embedded broker' : 'is not mqtts:// or wss://'}`);
   }
+  if (cfg.gateway.log_level !== undefined && cfg.log.level !== undefined && cfg.gateway.log_level !== cfg.log.level) {
+    warn(['gateway', 'log_level'], `ignored: log.level (${cfg.log.level}) is set`);
+  }
   cfg.devices.forEach((d, i) => {
     for (const [key, tag] of Object.entries(d.tags)) {
       const at = ['devices', i, 'tags', key];

@@ -208,7 +208,13 @@ export const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fata
 export const configSchema = z.strictObject({
   gateway: z.strictObject({
     id: id.optional(),
+    /** an alias of log.level, kept for configs written before the log section */
     log_level: logLevel.optional(),
+  }).prefault({}),
+  log: z.strictObject({
+    level: logLevel.optional(),
+    /** auto: journal under systemd, pretty on a terminal, else json */
+    format: z.enum(['auto', 'json', 'pretty', 'journal']).default('auto'),
   }).prefault({}),
   mqtt: z.strictObject({
     url: z.string().regex(/^(mqtts?|wss?):\/\/.+|^embedded$/, { message: 'expected an mqtt://, mqtts://, ws:// or wss:// URL, or "embedded"' }).default('mqtt://127.0.0.1:1883'),

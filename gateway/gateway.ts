@@ -130,6 +130,7 @@ export class Gateway {
     const mqttChanged = JSON.stringify(prev.mqtt) !== JSON.stringify(next.mqtt);
     if (mqttChanged) checkMqttReload(next.mqtt, this.opts.mqttUrl);
     if (JSON.stringify(prev.buffer) !== JSON.stringify(next.buffer)) this.log.warn('changes to the buffer section take effect after a restart');
+    if (JSON.stringify(prev.log) !== JSON.stringify(next.log) || prev.gateway.log_level !== next.gateway.log_level) this.log.warn('changes to the log section take effect after a restart');
     const fingerprint = (c: ResolvedConfig, d: DeviceConfig) => JSON.stringify([d, c.batch, c.mqtt.topic_prefix, c.gateway.id]);
     const wanted = new Map(next.devices.filter((d) => d.enabled).map((d) => [d.id, d]));
     const before = new Map(prev.devices.filter((d) => d.enabled).map((d) => [d.id, d]));

@@ -1,6 +1,9 @@
-// pino JSON on stdout (journald keeps it). Secrets are redacted by path, and
-// URLs are stripped of their userinfo before they are logged.
+// pino on stdout, as JSON, pretty text or journald lines (log-format.ts).
+// Secrets are redacted by path, and URLs are stripped of their userinfo
+// before they are logged.
+import { isatty } from 'node:tty';
 import { pino } from 'pino';
+import { formatSink, resolveLogFormat, type LineSink, type LogFormatSetting } from './log-format.js';
 import type { Logger } from './types.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -10,7 +13,15 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 const SECRET_KEYS = ['password', 'passphrase', 'secret', 'token', 'key_pem', 'authorization'];
 const REDACT_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `*.*.*.${k}`]);
 
-export function createLogger(opts: { level?: string; destination?: NodeJS.WritableStream; name?: string } = {}): Logger {
+export interface LoggerOptions {
+  level?: string;
+  /** `auto` (the default) decides from stdout; with a destination, auto means JSON */
+  format?: LogFormatSetting;
+  destination?: LineSink;
+  name?: string;
+}
+
+export function createLogger(opts: LoggerOptions = {}): Logger {
   const envLevel = process.env.LOG_LEVEL;
   const level = (envLevel && (LOG_LEVELS as readonly string[]).includes(envLevel) ? envLevel : opts.level) ?? 'info';
   const options = {
@@ -20,7 +31,11 @@ export function createLogger(opts: { level?: string; destination?: NodeJS.Writab
     base: { pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  const logger = opts.destination ? pino(options, opts.destination as never) : pino(options);
+  const setting = opts.format ?? 'auto';
+  const format = opts.destination ? (setting === 'auto' ? 'json' : setting) : resolveLogFormat(setting);
+  const sink: LineSink = opts.destination ?? pino.destination(1);
+  const color = format === 'pretty' && !opts.destination && isatty(1) && !process.env.NO_COLOR;
+  const logger = pino(options, formatSink(format, sink, { color }) as never);
   return logger as unknown as Logger;
 }
 

@@ -18,7 +18,8 @@ Usage:
   edgegate --version | --help
 
 Exit codes: 0 done, 1 runtime failure, 2 usage error, 78 configuration error.
-Logs: pino JSON on stdout; LOG_LEVEL or gateway.log_level sets the level.
+Logs on stdout: log.format json, pretty or journal (auto: journal under systemd,
+  pretty on a terminal, else json); LOG_LEVEL or log.level sets the level.
 `;
 
 /** commands with a usage text of their own; the others answer --help with this one */

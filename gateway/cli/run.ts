@@ -21,7 +21,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     for (const line of loaded.errors) process.stderr.write(`${line}\n`);
     return EXIT.config;
   }
-  const log = createLogger(loaded.config.gateway.log_level ? { level: loaded.config.gateway.log_level } : {});
+  const { log: logConfig, gateway } = loaded.config;
+  const level = logConfig.level ?? gateway.log_level;
+  const log = createLogger({ format: logConfig.format, ...(level ? { level } : {}) });
   for (const w of loaded.warnings) log.warn({ config: file }, w);
   return runGateway(loaded.config, log, { file });
 }
