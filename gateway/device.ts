@@ -58,6 +58,8 @@ export class DeviceTask {
   private readonly batcher: Batcher;
   private readonly abort = new AbortController();
   private readonly parseLog: RateLimitedLog;
+  /** every line of the task and its driver names the device through this binding, so no call adds it again */
+  private readonly log: Logger;
   private driver: Driver | undefined;
   private connectedSince: number | undefined;
   private loop: Promise<void> | undefined;
@@ -68,7 +70,8 @@ export class DeviceTask {
     this.id = config.id;
     this.status = { state: 'connecting', since: clock.now() };
     this.driver = opts.driver;
-    this.parseLog = new RateLimitedLog(opts.log, PARSE_LOG_INTERVAL_MS, () => clock.monotonic());
+    this.log = opts.log.child({ device: config.id });
+    this.parseLog = new RateLimitedLog(this.log, PARSE_LOG_INTERVAL_MS, () => clock.monotonic());
     this.batcher = new Batcher({
       gatewayId: opts.gatewayId,
       deviceId: config.id,
@@ -145,7 +148,7 @@ export class DeviceTask {
   private context(): DriverContext {
     const pipeline = this.pipeline;
     const counters = this.counters;
-    const log = this.opts.log;
+    const log = this.log;
     return {
       deviceId: this.id,
       log,
@@ -157,7 +160,7 @@ export class DeviceTask {
       setStatus: (state, error) => this.setStatus(state, error),
       parseError: (reason, sample) => {
         counters.parse_errors++;
-        if (this.parseLog.take()) this.parseLog.warn({ device: this.id, reason, sample: sample?.slice(0, 80), parse_errors: counters.parse_errors }, 'bad data from device');
+        if (this.parseLog.take()) this.parseLog.warn({ reason, sample: sample?.slice(0, 80), parse_errors: counters.parse_errors }, 'bad data from device');
       },
       // counted only: the driver knows what an answer is, so it alone decides the status
       timeout: () => {
@@ -170,7 +173,8 @@ export class DeviceTask {
   }
 
   private async supervise(): Promise<void> {
-    const { clock, log } = this.opts;
+    const { clock } = this.opts;
+    const log = this.log;
     const signal = this.abort.signal;
     let attempt = 0;
     while (!signal.aborted) {
@@ -185,7 +189,7 @@ export class DeviceTask {
         const message = err instanceof Error ? err.message : String(err);
         if ((err as { permanent?: boolean }).permanent) {
           this.setStatus('error', message);
-          log.error({ device: this.id, err: message }, 'device stopped: this error cannot be fixed by retrying');
+          log.error({ err: message }, 'device stopped: this error cannot be fixed by retrying');
           return;
         }
         // a connection that stayed up resets the backoff; one that fails at once (a flapping port) does not
@@ -195,17 +199,17 @@ export class DeviceTask {
         this.counters.reconnects++;
         const path = this.driver?.devicePath;
         if (path === undefined) {
-          log.warn({ device: this.id, err: message, retry_in_ms: delay }, 'device failed; retrying');
+          log.warn({ err: message, retry_in_ms: delay }, 'device failed; retrying');
           await sleep(clock, delay, signal);
           continue;
         }
         const probe = this.opts.pathProbe ?? fsProbe;
-        if (probe.exists(path)) log.warn({ device: this.id, err: message, retry_in_ms: delay, port: path }, 'device failed; retrying');
-        else log.warn({ device: this.id, err: message, port: path }, 'device failed; waiting for its port to appear');
+        if (probe.exists(path)) log.warn({ err: message, retry_in_ms: delay, port: path }, 'device failed; retrying');
+        else log.warn({ err: message, port: path }, 'device failed; waiting for its port to appear');
         if ((await waitForRetry(path, delay, { clock, signal, probe })) === 'appeared') {
           // a device plugged back in is a fresh start, whatever the backoff had grown to
           attempt = 0;
-          log.info({ device: this.id, port: path }, 'port appeared; retrying at once');
+          log.info({ port: path }, 'port appeared; retrying at once');
         }
       }
     }

@@ -208,7 +208,7 @@ export class Gateway {
       topicPrefix: this.prefix,
       batchDefaults: this.config.batch,
       clock: this.clock,
-      log: this.log.child({ device: config.id }),
+      log: this.log,
       nextSeq: () => this.nextSeq(config.id),
       onBatch: (b) => this.onBatch(b),
       onStatus: (id, s) => this.onStatus(id, s),

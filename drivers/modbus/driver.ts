@@ -193,7 +193,7 @@ class Poller {
         }
         throw err;
       }
-      if (this.exceptions.delete(block)) ctx.log.info({ device: ctx.deviceId, area: block.area, address: block.start }, 'modbus block answers again');
+      if (this.exceptions.delete(block)) ctx.log.info({ area: block.area, address: block.start }, 'modbus block answers again');
       this.emit(block, data);
     }
     return 'answered';
@@ -216,7 +216,7 @@ class Poller {
     const ctx = this.ctx;
     if (this.exceptions.get(block) !== err.code) {
       this.exceptions.set(block, err.code);
-      ctx.log.warn({ device: ctx.deviceId, area: block.area, address: block.start, count: block.count, err: err.message }, 'modbus exception answer');
+      ctx.log.warn({ area: block.area, address: block.start, count: block.count, err: err.message }, 'modbus exception answer');
     }
     const ts = ctx.clock.now();
     for (const t of block.tags) ctx.emit(t.key, null, ts, 'bad');
