@@ -139,7 +139,7 @@ export const serialDevice = z.strictObject({
   delimiter: z.string().min(1).default('\n'),
   encoding: z.enum(['utf8', 'ascii', 'latin1']).default('utf8'),
   max_line_length: size.default(4096),
-  format: z.enum(['kv', 'json', 'csv', 'regex']).default('kv'),
+  format: z.enum(['kv', 'json', 'csv', 'regex', 'nmea']).default('kv'),
   /** csv: the column names, in order */
   columns: z.array(z.string().min(1)).min(1).optional(),
   /** csv: the column separator (default ","); kv: the pair separator (default ";") */

@@ -5,6 +5,7 @@
 // for an untyped or numeric tag; a `type: string` tag keeps "007" as it came).
 import type { SerialDeviceConfig } from '../../config/schema.js';
 import { PermanentError, type RawValue } from '../../gateway/types.js';
+import { parseNmea } from './nmea.js';
 
 /** The fields of one line; reused, so a line allocates only its values. */
 export class Fields {
@@ -35,12 +36,14 @@ const KV_PAIR = /[;,\s]*([^\s;,=:]+)\s*[=:]\s*([^\s;,]*)[;,\s]*/y;
 export function createParser(options: FormatOptions): LineParser {
   const inner = innerParser(options);
   const noise = options.encoding === 'ascii' ? NOISE_ASCII : NOISE;
+  // a checksummed NMEA sentence whose fields are all empty is valid: nothing to report yet
+  const emptyOk = options.format === 'nmea';
   return (line, out) => {
     out.count = 0;
     if (noise.test(line)) return 'binary data or control characters';
     const reason = inner(line, out);
     if (reason !== undefined) return reason;
-    return out.count === 0 ? 'no fields in line' : undefined;
+    return out.count === 0 && !emptyOk ? 'no fields in line' : undefined;
   };
 }
 
@@ -50,6 +53,8 @@ function innerParser(options: FormatOptions): LineParser {
       return options.separator === undefined ? parseKvDefault : kvParser(options.separator);
     case 'json':
       return parseJson;
+    case 'nmea':
+      return parseNmea;
     case 'csv': {
       if (!options.columns?.length) throw new PermanentError('format csv needs columns');
       return csvParser(options.columns, options.separator ?? ',');
