@@ -28,7 +28,8 @@ export interface CliProcess {
 export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): CliProcess {
   const proc = spawn(process.execPath, ['--enable-source-maps', CLI, ...args], {
     cwd: opts.cwd ?? ROOT,
-    env: { ...process.env, ...opts.env },
+    // a test run started under systemd would otherwise switch the gateway's logs from JSON to journal lines
+    env: { ...process.env, JOURNAL_STREAM: undefined, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(proc);
