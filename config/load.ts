@@ -52,6 +52,7 @@ function substituteEnv(node: Tree, path: Path, env: NodeJS.ProcessEnv, pass: Pas
     });
     if (missing.length) {
       for (const name of missing) fail(pass, here, `environment variable ${name} is not set`);
+      if (typeof key === 'string' && key.endsWith('_file')) pass.failed.push(pathKey([...path, key.slice(0, -'_file'.length)]).slice(0, -1));
       if (!Array.isArray(node)) delete node[key as string];
       continue;
     }
@@ -78,6 +79,8 @@ function readSecretFiles(node: Tree, path: Path, readFile: (p: string) => string
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'unreadable';
       fail(pass, here, `cannot read ${JSON.stringify(value)} (${code})`);
+      // the value it stood for is missing because of this error: "password required" would say it twice
+      pass.failed.push(pathKey([...path, base]).slice(0, -1));
       continue;
     }
     content = content.replace(/\r?\n$|\r$/, '');

@@ -236,6 +236,8 @@ export const configSchema = z.strictObject({
     connect_timeout: positiveDuration.default(10_000),
     /** publishes handed to the client and not yet acknowledged, at most */
     max_inflight: z.number().int().min(1).max(65535).default(64),
+  }).superRefine((m, ctx) => {
+    if (m.username !== undefined && m.password === undefined) ctx.addIssue({ code: 'custom', path: ['password'], input: undefined, message: NEEDS_PASSWORD });
   }).prefault({}),
   buffer: z.strictObject({
     dir: z.string().min(1).optional(),
@@ -261,6 +263,17 @@ export const configSchema = z.strictObject({
     if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['devices', i, 'id'], input: id, message: `duplicate device id (also devices[${first}].id)` });
     else seen.set(id, i);
   });
+  // a serial port is opened by one device; only Modbus RTU devices share one (the bus takes turns)
+  const holders = new Map<string, [number, string]>();
+  devices.forEach((d: unknown, i) => {
+    const m = d as Partial<Record<'driver' | 'port' | 'enabled', unknown>> | null;
+    if ((m?.driver !== 'serial' && m?.driver !== 'modbus-rtu') || typeof m.port !== 'string' || m.enabled === false) return;
+    const first = holders.get(m.port);
+    if (first === undefined) holders.set(m.port, [i, m.driver]);
+    else if (first[1] !== 'modbus-rtu' || m.driver !== 'modbus-rtu') {
+      ctx.addIssue({ code: 'custom', path: ['devices', i, 'port'], input: m.port, message: `${m.port} is already the port of devices[${first[0]}] (${first[1]}): only modbus-rtu devices share a port, as one bus` });
+    }
+  });
   // Modbus RTU devices on one port share the bus, and so its line settings
   const lines = new Map<string, [number, string]>();
   devices.forEach((d: unknown, i) => {
@@ -272,6 +285,12 @@ export const configSchema = z.strictObject({
     else if (first[1] !== line) ctx.addIssue({ code: 'custom', path: ['devices', i, 'port'], input: m.port, message: `devices on one port share its line settings: devices[${first[0]}] uses ${first[1]}, this one ${line}` });
   });
 }, { when: () => true });
+
+/** what OPC UA's string form of a NodeId allows (Part 6, 5.3.1.10); the namespace index may be left out for 0 */
+const NODE_ID = /^(ns=\d{1,5};)?(i=\d{1,10}|s=.+|g=[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|b=[A-Za-z0-9+/]+={0,2})$/s;
+
+/** an empty password is one (the broker decides); a missing one is almost always a forgotten password_file */
+const NEEDS_PASSWORD = 'required: a username needs a password (password_file, or password)';
 
 type AnyDevice = z.output<typeof serialDevice> | z.output<typeof modbusRtuDevice> | z.output<typeof modbusTcpDevice> | z.output<typeof opcuaDevice>;
 
@@ -308,6 +327,10 @@ function checkDevice(d: AnyDevice, ctx: z.RefinementCtx): void {
     }
   }
   if (d.driver === 'opcua') {
+    for (const [key, tag] of Object.entries(d.tags)) {
+      if (!NODE_ID.test(tag.node)) ctx.addIssue({ code: 'custom', path: at('tags', key, 'node'), input: tag.node, message: 'expected a node id like "ns=2;s=Line1.Speed" (ns=<n>; then i=<number>, s=<string>, g=<guid> or b=<base64>)' });
+    }
+    if (d.username !== undefined && d.password === undefined) ctx.addIssue({ code: 'custom', path: at('password'), input: undefined, message: NEEDS_PASSWORD });
     if ((d.security_mode === 'None') !== (d.security_policy === 'None')) {
       const message = d.security_mode === 'None' ? `security_policy ${d.security_policy} needs security_mode Sign or SignAndEncrypt` : `security_mode ${d.security_mode} needs a security_policy other than None`;
       ctx.addIssue({ code: 'custom', path: at('security_policy'), input: d.security_policy, message });
