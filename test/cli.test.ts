@@ -57,6 +57,22 @@ test('run with a bad config: nothing starts, every error with its path, exit 78'
   }
 });
 
+test('validate without --config reads the config run reads: $EDGEGATE_CONFIG, else /etc/edgegate/config.yaml', async () => {
+  const t = tempDir();
+  try {
+    const file = writeConfig(t.dir, { gateway: { id: 'gw' }, devices: [] });
+    const fromEnv = await runCliToEnd(['validate'], { env: { EDGEGATE_CONFIG: file } });
+    assert.is(fromEnv.code, 0, fromEnv.stderr);
+    assert.is(fromEnv.stdout, `${file}: ok (0 devices)\n`);
+    const fallback = await runCliToEnd(['validate'], { env: { EDGEGATE_CONFIG: undefined } });
+    // this machine may or may not have one: either way that is the file looked at
+    assert.ok(fallback.code === 0 || fallback.code === 78, fallback.stderr);
+    assert.match(`${fallback.stdout}${fallback.stderr}`, /^\/etc\/edgegate\/config\.yaml: /m);
+  } finally {
+    t.remove();
+  }
+});
+
 test('ports lists serial ports without failing', async () => {
   const r = await runCliToEnd(['ports', '--json']);
   assert.is(r.code, 0);

@@ -4,6 +4,12 @@ export const EXIT = { ok: 0, runtime: 1, usage: 2, config: 78 } as const;
 
 export class UsageError extends Error {}
 
+/** the config a command reads: --config, else $EDGEGATE_CONFIG, else where the installer puts it */
+export function configFile(options: Map<string, string | true>, env: NodeJS.ProcessEnv = process.env): string {
+  const given = options.get('config');
+  return typeof given === 'string' ? given : env.EDGEGATE_CONFIG || '/etc/edgegate/config.yaml';
+}
+
 export interface ParsedArgs {
   options: Map<string, string | true>;
   positional: string[];

@@ -9,7 +9,8 @@ const HELP = `edgegate ${VERSION} — read field devices, publish their readings
 Usage:
   edgegate run [--config FILE]        run the gateway (default config: $EDGEGATE_CONFIG,
                                       else /etc/edgegate/config.yaml)
-  edgegate validate --config FILE     check a config; print every error; exit 0 or 78
+  edgegate validate [--config FILE]   check a config (default as for run); print every
+                                      error; exit 0 or 78
   edgegate demo [--duration SECONDS]  zero-setup demo: embedded broker, simulated instrument
   edgegate browse opc.tcp://HOST:PORT [--depth N] [--root NODE] [--yaml]
                                       list the variables of an OPC UA server

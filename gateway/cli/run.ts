@@ -9,13 +9,13 @@ import { createLogger } from '../logger.js';
 import { SdNotify } from '../sdnotify.js';
 import { ServiceNotifier } from '../service-notifier.js';
 import type { Logger } from '../types.js';
-import { EXIT, parseArgs } from './args.js';
+import { configFile, EXIT, parseArgs } from './args.js';
 
 const STOP_DEADLINE_MS = 9_500;
 
 export async function runCommand(argv: string[]): Promise<number> {
   const { options } = parseArgs(argv, ['config']);
-  const file = (options.get('config') as string | undefined) ?? process.env.EDGEGATE_CONFIG ?? '/etc/edgegate/config.yaml';
+  const file = configFile(options);
   const loaded = loadConfig(file);
   if (!loaded.ok) {
     for (const line of loaded.errors) process.stderr.write(`${line}\n`);

@@ -1,9 +1,10 @@
-// `edgegate validate --config FILE`: every problem of a config, one per line
-// on stderr, exit 78 (EX_CONFIG); or `FILE: ok (N devices)` and exit 0.
+// `edgegate validate [--config FILE]`: every problem of a config, one per line
+// on stderr, exit 78 (EX_CONFIG); or `FILE: ok (N devices)` and exit 0. The
+// default file is the one `run` reads.
 import { loadConfig } from '../../config/load.js';
-import { EXIT, parseArgs, UsageError } from './args.js';
+import { configFile, EXIT, parseArgs, UsageError } from './args.js';
 
-const USAGE = 'usage: edgegate validate --config FILE\n';
+const USAGE = 'usage: edgegate validate [--config FILE]   (default: $EDGEGATE_CONFIG, else /etc/edgegate/config.yaml)\n';
 
 export async function validateCommand(
   argv: string[],
@@ -17,9 +18,7 @@ export async function validateCommand(
       out.write(USAGE);
       return EXIT.ok;
     }
-    const config = options.get('config');
-    if (typeof config !== 'string') throw new UsageError('--config FILE is required');
-    file = config;
+    file = configFile(options);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     err.write(`edgegate validate: ${e.message}\n${USAGE}`);
