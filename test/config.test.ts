@@ -1,6 +1,6 @@
 // The configuration loader on valid input: units, ${ENV}, *_file secrets, host
 // defaults, the example device maps, YAML and JSON.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'uvu';
@@ -203,29 +203,45 @@ test('warnings: allowed but probably not meant', () => {
   hasLine(errors(load('mqtt: { url: "mqtts://h:8883", tls: { ca: /ca.pem, cert: /c.pem } }\n')), 'test.yaml: mqtt.tls.ca: cannot read "/ca.pem"');
 });
 
-test('every example device map validates without warnings', () => {
+test('every example device map validates as shipped, without warnings, in an empty environment', () => {
+  const names = readdirSync(EXAMPLES).filter((f) => f.endsWith('.yaml')).sort();
+  assert.equal(names, ['full.yaml', 'modbus.yaml', 'raspberry-pi.yaml', 'regex-json.yaml', 'serial-kv.yaml', 'serial-query.yaml']);
+  const counts: Record<string, number> = { 'full.yaml': 5, 'modbus.yaml': 3, 'raspberry-pi.yaml': 1, 'regex-json.yaml': 2, 'serial-kv.yaml': 1, 'serial-query.yaml': 1 };
+  for (const name of names) {
+    // no CREDENTIALS_DIRECTORY, no files to read: as on a workstation, outside systemd
+    const r = parseConfigText(readFileSync(join(EXAMPLES, name), 'utf8'), name, {}, noFiles);
+    assert.is(ok(r).devices.length, counts[name], name);
+    assert.equal(r.ok && r.warnings, [], name);
+  }
+  const full = ok(loadConfig(join(EXAMPLES, 'full.yaml'), {}));
+  assert.equal(full.devices.map((d) => d.driver), ['serial', 'serial', 'modbus-rtu', 'modbus-tcp', 'opcua']);
+  assert.is(full.buffer.max_size, 256 * 1024 * 1024);
+});
+
+test('the commented credential lines of the examples work under systemd, with the credential names of the unit', () => {
+  const unit = readFileSync(join(ROOT, 'systemd', 'edgegate.service'), 'utf8');
+  const loaded = [...unit.matchAll(/^LoadCredential=([^:\s]+):/gm)].map((m) => m[1]!);
+  for (const name of readdirSync(EXAMPLES).filter((f) => f.endsWith('.yaml'))) {
+    for (const m of readFileSync(join(EXAMPLES, name), 'utf8').matchAll(/\$\{CREDENTIALS_DIRECTORY\}\/([\w.-]+)/g)) {
+      assert.ok(loaded.includes(m[1]!), `${name} names the credential ${m[1]}, the unit loads only ${loaded.join(', ')}`);
+    }
+  }
   const tmp = tempDir();
   try {
     mkdirSync(join(tmp.dir, 'creds'));
     writeFileSync(join(tmp.dir, 'creds', 'mqtt-password'), 'mqtt-secret\n');
-    writeFileSync(join(tmp.dir, 'creds', 'plc1-password'), 'plc-secret\n');
+    writeFileSync(join(tmp.dir, 'creds', 'opcua-password'), 'plc-secret\n');
     // systemd's ConfigurationDirectory= sets CONFIGURATION_DIRECTORY; the TLS files must be readable
     for (const f of ['ca.pem', 'gw.pem', 'gw.key']) writeFileSync(join(tmp.dir, f), 'PEM');
     const env = { CREDENTIALS_DIRECTORY: join(tmp.dir, 'creds'), CONFIGURATION_DIRECTORY: tmp.dir };
-    const counts: Record<string, number> = { 'serial-kv.yaml': 1, 'serial-query.yaml': 1, 'regex-json.yaml': 2, 'full.yaml': 5 };
-    for (const [name, n] of Object.entries(counts)) {
-      const r = loadConfig(join(EXAMPLES, name), env);
-      const c = ok(r);
-      assert.is(c.devices.length, n, name);
-      assert.equal(r.ok && r.warnings, [], name);
-    }
-    const full = ok(loadConfig(join(EXAMPLES, 'full.yaml'), env));
+    const uncommented = readFileSync(join(EXAMPLES, 'full.yaml'), 'utf8').replace(/^(\s*)# ?(\s*(username|password_file|tls|ca|cert|key):)/gm, '$1$2');
+    const full = ok(parseConfigText(uncommented, 'full.yaml', env));
+    assert.is(full.mqtt.username, 'gw');
     assert.is(full.mqtt.password, 'mqtt-secret');
-    assert.equal(full.devices.map((d) => d.driver), ['serial', 'serial', 'modbus-rtu', 'modbus-tcp', 'opcua']);
-    assert.is(full.buffer.max_size, 256 * 1024 * 1024);
+    assert.is(full.mqtt.tls?.ca, join(tmp.dir, 'ca.pem'));
     const plc = full.devices[4]!;
     assert.is(plc.driver === 'opcua' && plc.password, 'plc-secret');
-    hasLine(errors(loadConfig(join(EXAMPLES, 'full.yaml'), {})), 'mqtt.password_file: environment variable CREDENTIALS_DIRECTORY is not set');
+    hasLine(errors(parseConfigText(uncommented, 'full.yaml', {})), 'mqtt.password_file: environment variable CREDENTIALS_DIRECTORY is not set');
   } finally {
     tmp.remove();
   }
