@@ -2,7 +2,8 @@
 // most 2.0 with serial ports and the network still usable, `systemd-analyze
 // verify` clean, and `install.sh --root` laying out (and removing) the tree.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -13,10 +14,14 @@ const UNIT = join(ROOT, 'systemd', 'edgegate.service');
 const INSTALL = join(ROOT, 'systemd', 'install.sh');
 const haveAnalyze = requirePeer('systemd-analyze', 'the unit is checked with systemd-analyze security and verify (apt-get install systemd)');
 
-/** runs install.sh with a stand-in npm (no registry, no 100 MB of packages): it records its arguments */
+/**
+ * runs install.sh with a stand-in npm (no registry, no 100 MB of packages): it
+ * records its arguments and links this checkout's node_modules, so that the
+ * installed program runs
+ */
 function install(root: string, args: string[], env: NodeJS.ProcessEnv = {}) {
   const npm = join(root, '..', 'npm-stub');
-  writeFileSync(npm, '#!/bin/sh\necho "$PWD $*" >> "$(dirname "$0")/npm-calls"\nmkdir -p node_modules && touch node_modules/.installed\n');
+  writeFileSync(npm, `#!/bin/sh\necho "$PWD $*" >> "$(dirname "$0")/npm-calls"\nln -s ${JSON.stringify(join(ROOT, 'node_modules'))} node_modules\n`);
   chmodSync(npm, 0o755);
   const r = spawnSync('bash', [INSTALL, '--root', root, ...args], { encoding: 'utf8', env: { ...process.env, NPM: npm, ...env } });
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
@@ -43,7 +48,7 @@ test('install.sh --root: program, wrapper, config from the example, credentials,
     const root = tmp.root;
     assert.match(tmp.out, /created \/etc\/edgegate\/config\.yaml from the example/);
     const lib = join(root, 'usr/local/lib/edgegate');
-    for (const f of ['package.json', 'package-lock.json', 'README.md', 'dist/gateway/cli/main.js', 'dist/drivers/registry.js', 'dist/config/load.js', 'config/examples/raspberry-pi.yaml', 'systemd/edgegate.service', 'node_modules/.installed']) {
+    for (const f of ['package.json', 'package-lock.json', 'README.md', 'dist/gateway/cli/main.js', 'dist/drivers/registry.js', 'dist/config/load.js', 'config/examples/raspberry-pi.yaml', 'systemd/edgegate.service', 'node_modules/yaml/package.json']) {
       assert.ok(existsSync(join(lib, f)), `${f} installed`);
     }
     assert.not.ok(existsSync(join(lib, 'dist/test')), 'no tests in the installed program');
@@ -93,6 +98,176 @@ test('install.sh refuses a Node.js older than 20 and installs nothing', () => {
     assert.is(r.code, 1);
     assert.match(r.out, /Node\.js 18\.19\.0 .* too old: 20 or newer is needed/);
     assert.not.ok(existsSync(join(tmp.dir, 'root/usr')));
+  } finally {
+    tmp.remove();
+  }
+});
+
+/** every path under dir with its kind, mode and content (files) or target (links): equal snapshots, equal trees */
+function snapshot(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      const st = lstatSync(p);
+      const what = st.isSymbolicLink() ? `-> ${readlinkSync(p)}` : st.isDirectory() ? 'dir' : createHash('sha1').update(readFileSync(p)).digest('hex');
+      out.push(`${p.slice(dir.length)} ${(st.mode & 0o7777).toString(8)} ${what}`);
+      if (st.isDirectory() && !st.isSymbolicLink()) walk(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/**
+ * A root where systemd runs (DIR/run/systemd/system, as on a booted system),
+ * with a stand-in systemctl on PATH that records its calls, reports the
+ * service active when `active` is set, and fails the subcommand `failOn`.
+ */
+function liveRoot(dir: string) {
+  const root = join(dir, 'root');
+  mkdirSync(join(root, 'run/systemd/system'), { recursive: true });
+  const bin = join(dir, 'fake-bin');
+  mkdirSync(bin);
+  const log = join(dir, 'systemctl-calls');
+  writeFileSync(join(bin, 'systemctl'), `#!/bin/sh
+echo "$*" >> ${JSON.stringify(log)}
+[ "$1" = "$FAIL_ON" ] && { echo "systemctl: $1 failed" >&2; exit 1; }
+case "$1" in is-active|is-enabled) [ -n "$ACTIVE" ] && exit 0; exit 3 ;; esac
+exit 0
+`);
+  chmodSync(join(bin, 'systemctl'), 0o755);
+  return {
+    root,
+    calls: () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []),
+    run: (args: string[], opts: { failOn?: string; active?: boolean } = {}) =>
+      install(root, args, { PATH: `${bin}:${process.env.PATH}`, FAIL_ON: opts.failOn ?? '', ACTIVE: opts.active ? '1' : '' }),
+  };
+}
+
+const MUTATING = /^(daemon-reload|enable|disable|start|stop|restart|reload)\b/;
+
+test('install.sh --help: the usage, and no line of the script itself', () => {
+  const r = spawnSync('bash', [INSTALL, '--help'], { encoding: 'utf8' });
+  assert.is(r.status, 0);
+  assert.match(r.stdout, /^Installs edgegate as a systemd service/);
+  for (const opt of ['--dry-run', '--uninstall', '--purge', '--no-start', '--root DIR', '--from DIR']) assert.ok(r.stdout.includes(opt), opt);
+  assert.not.match(r.stdout, /set -euo|^#|ROOT=/m);
+});
+
+test('install.sh on a machine where systemd does not run: refused before anything is checked or written', () => {
+  if (existsSync('/run/systemd/system')) {
+    console.warn('\n!!! SKIPPING: systemd runs on this machine\n');
+    return;
+  }
+  // as an unprivileged user, so that even a broken check could not write to /usr/local
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'bash', INSTALL], { encoding: 'utf8' });
+  assert.is(r.status, 1, `${r.stdout}${r.stderr}`);
+  assert.match(r.stderr, /systemd is not running on this machine \(no \/run\/systemd\/system\)/);
+  assert.not.match(`${r.stdout}${r.stderr}`, /edgegate-install: (installed|Node\.js)|rolling back/);
+  const dry = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'bash', INSTALL, '--dry-run'], { encoding: 'utf8' });
+  assert.is(dry.status, 1, 'a dry run checks the same preconditions');
+});
+
+test('install.sh --dry-run: says what it would do, changes nothing (fresh, upgrade, uninstall)', () => {
+  const tmp = tempDir();
+  try {
+    const live = liveRoot(tmp.dir);
+    const before = snapshot(live.root);
+    const fresh = live.run(['--dry-run']);
+    assert.is(fresh.code, 0, fresh.out);
+    for (const want of ['dry run: nothing is changed', `would copy the built program from ${ROOT.replace(/\/$/, '')} to ${live.root}/usr/local/lib/edgegate.new`,
+      `would write ${live.root}/usr/local/bin/edgegate`, `would create ${live.root}/etc/edgegate/config.yaml from config/examples/raspberry-pi.yaml`,
+      `would install ${live.root}/etc/systemd/system/edgegate.service`, 'would run: systemctl daemon-reload', 'would run: systemctl enable edgegate.service',
+      'would validate /etc/edgegate/config.yaml and, if it is valid, run: systemctl restart edgegate.service']) {
+      assert.ok(fresh.out.includes(want), `${want}\nnot in:\n${fresh.out}`);
+    }
+    assert.equal(snapshot(live.root), before, 'nothing changed');
+    assert.not.ok(live.calls().some((c) => MUTATING.test(c)), live.calls().join('\n'));
+
+    assert.is(live.run([]).code, 0, 'a real install');
+    const installed = snapshot(live.root);
+    const upgrade = live.run(['--dry-run'], { active: true });
+    assert.is(upgrade.code, 0, upgrade.out);
+    assert.match(upgrade.out, 'kept /etc/edgegate/config.yaml');
+    const removal = live.run(['--uninstall', '--purge', '--dry-run'], { active: true });
+    assert.is(removal.code, 0, removal.out);
+    assert.match(removal.out, 'would run: systemctl disable --now edgegate.service');
+    assert.match(removal.out, `would run: rm -rf ${live.root}/etc/edgegate`);
+    assert.equal(snapshot(live.root), installed, 'nothing changed');
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('install.sh where systemd runs: daemon-reload, enable, validate with the installed program, restart', () => {
+  const tmp = tempDir();
+  try {
+    const live = liveRoot(tmp.dir);
+    const r = live.run([]);
+    assert.is(r.code, 0, r.out);
+    assert.match(r.out, /ok \(1 device\)/);
+    assert.equal(live.calls().filter((c) => MUTATING.test(c)), ['daemon-reload', 'enable edgegate.service', 'restart edgegate.service']);
+    const removed = live.run(['--uninstall']);
+    assert.is(removed.code, 0, removed.out);
+    assert.equal(live.calls().filter((c) => MUTATING.test(c)).slice(3), ['disable --now edgegate.service', 'daemon-reload']);
+    assert.not.ok(existsSync(join(live.root, 'usr/local/lib/edgegate')));
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('install.sh: a systemctl that fails on a fresh machine leaves it as it was', () => {
+  for (const failOn of ['daemon-reload', 'enable', 'restart']) {
+    const tmp = tempDir();
+    try {
+      const live = liveRoot(tmp.dir);
+      const before = snapshot(live.root);
+      const r = live.run([], { failOn });
+      assert.is(r.code, 1, r.out);
+      assert.match(r.out, `systemctl: ${failOn} failed`);
+      assert.match(r.out, 'rolled back: the system is as it was before');
+      assert.equal(snapshot(live.root), before, `after a failed ${failOn}: ${snapshot(live.root).join('\n')}`);
+    } finally {
+      tmp.remove();
+    }
+  }
+});
+
+test('install.sh: a failed upgrade puts the old version back and restarts it; config and secrets untouched', () => {
+  const tmp = tempDir();
+  try {
+    const live = liveRoot(tmp.dir);
+    assert.is(live.run([]).code, 0);
+    const lib = join(live.root, 'usr/local/lib/edgegate');
+    writeFileSync(join(lib, 'OLD-VERSION'), '0.0.9\n');
+    writeFileSync(join(live.root, 'etc/edgegate/credentials/mqtt-password'), 's3cret\n');
+    writeFileSync(join(live.root, 'etc/systemd/system/edgegate.service'), '# the old unit\n');
+    const before = snapshot(live.root);
+    const n = live.calls().length;
+    const r = live.run([], { failOn: 'restart', active: true });
+    assert.is(r.code, 1, r.out);
+    assert.equal(snapshot(live.root), before, 'the old program, wrapper, unit and config are back');
+    // the new version failed to start; after the rollback the old one is started again
+    assert.equal(live.calls().slice(n).filter((c) => MUTATING.test(c)), ['daemon-reload', 'enable edgegate.service', 'restart edgegate.service', 'daemon-reload', 'restart edgegate.service']);
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('install.sh: a failed npm ci changes nothing', () => {
+  const tmp = tempDir();
+  try {
+    const live = liveRoot(tmp.dir);
+    const before = snapshot(live.root);
+    const failing = join(tmp.dir, 'npm-fails');
+    writeFileSync(failing, '#!/bin/sh\necho "npm ERR! network" >&2\nexit 1\n');
+    chmodSync(failing, 0o755);
+    const r = spawnSync('bash', [INSTALL, '--root', live.root], { encoding: 'utf8', env: { ...process.env, NPM: failing, PATH: `${join(tmp.dir, 'fake-bin')}:${process.env.PATH}` } });
+    assert.is(r.status, 1, `${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, 'npm ci failed');
+    assert.equal(snapshot(live.root), before);
+    assert.not.ok(live.calls().some((c) => MUTATING.test(c)));
   } finally {
     tmp.remove();
   }
