@@ -153,7 +153,8 @@ export class MqttPublisher {
       for (const topic of this.#retained.keys()) this.#retainedDirty.add(topic);
       const subs = this.#o.subscriptions ?? [];
       if (subs.length > 0) {
-        client.subscribe(subs, { qos: 1 }, (err, granted) => {
+        // MQTT 5 retain-as-published: a retained write published while we are connected keeps its flag, so it is refused too
+        client.subscribe(subs, { qos: 1, ...(m.protocol_version === 5 ? { rap: true } : {}) }, (err, granted) => {
           if (err) log.warn({ err: err.message }, 'mqtt subscribe failed');
           for (const g of granted ?? []) if (g.qos >= 128) log.warn({ topic: g.topic }, 'mqtt subscription refused by the broker');
         });

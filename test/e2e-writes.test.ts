@@ -82,6 +82,36 @@ if (enabled) {
     }
   });
 
+  test('MQTT 5: a retained write published while the gateway is connected is refused (retain-as-published); a plain one is carried out', async () => {
+    const e = await setup();
+    try {
+      const sub = await e.subscribe(e.broker!.url);
+      const inst1 = serialDevice('inst1', e.pty!.device, { write_template: 'SET {tag} {value}\n', tags: TAGS });
+      e.start(gatewayConfig(e.broker!.url, e.dir, [inst1], { mqtt: { url: e.broker!.url, qos: 1, protocol_version: 5 } }));
+      await waitForState(sub, 'inst1', 'connected');
+      const line = listen(e.pty!.instrument);
+      const { client, results } = await resultsClient(e.broker!.url);
+      try {
+        // the broker delivers it to the live subscription at once; without retain-as-published it would arrive unflagged
+        await client.publishAsync('edgegate/gw1/devices/inst1/set/sp', '7', { qos: 1, retain: true });
+        await waitFor(() => results.length >= 1, 10_000, 'the result of the retained write');
+        assert.equal(results[0], { topic: 'edgegate/gw1/devices/inst1/set/sp/result', ok: false, error: 'retained writes are ignored: publish the write without the retain flag' });
+        await client.publishAsync('edgegate/gw1/devices/inst1/set/sp', '', { qos: 1, retain: true }); // cleared: no result
+        await client.publishAsync('edgegate/gw1/devices/inst1/set/sp', '8', { qos: 1 });
+        await waitFor(() => results.length >= 2, 10_000, 'the result of the plain write');
+        assert.is(results[1]!.ok, true);
+        assert.is(results.length, 2, 'the cleared retained write got no result');
+        await waitFor(() => line.text().includes('SET sp 8\n'), 5000, 'the plain write at the instrument');
+        assert.is(line.text(), 'SET sp 8\n', 'the retained write never reached the device');
+      } finally {
+        line.close();
+        await client.endAsync();
+      }
+    } finally {
+      await e.cleanup();
+    }
+  });
+
   test('a burst of 5,000 writes logs a bounded number of lines, with the count of those held back', async () => {
     const e = await setup();
     try {
