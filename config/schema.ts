@@ -153,6 +153,11 @@ export const serialDevice = z.strictObject({
   /** streaming instruments: no line for this long marks the device and reopens the port */
   no_data_timeout: duration.optional(),
   write_template: z.string().min(1).optional(),
+  /** a write waits for a line matching pattern ({tag}, {value} filled in); that line is the acknowledgement, not data */
+  write_ack: z.strictObject({
+    pattern: z.string().min(1),
+    timeout: positiveDuration.default(2000),
+  }).optional(),
   tags: z.record(z.string().min(1), serialTag).prefault({}),
 });
 
@@ -313,6 +318,14 @@ function checkDevice(d: AnyDevice, ctx: z.RefinementCtx): void {
     }
   }
   if (d.driver === 'serial') {
+    if (d.write_ack !== undefined) {
+      if (d.write_template === undefined) ctx.addIssue({ code: 'custom', path: at('write_ack'), input: undefined, message: 'write_ack needs write_template (what a write sends)' });
+      try {
+        new RegExp(d.write_ack.pattern.replace(/\{(tag|value)\}/g, 'x'));
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', path: at('write_ack', 'pattern'), input: d.write_ack.pattern, message: `invalid regular expression: ${(e as Error).message}` });
+      }
+    }
     if (d.format === 'csv' && d.columns === undefined) ctx.addIssue({ code: 'custom', path: at('columns'), input: undefined, message: 'format csv needs columns' });
     if (d.format === 'regex') {
       if (d.pattern === undefined) ctx.addIssue({ code: 'custom', path: at('pattern'), input: undefined, message: 'format regex needs a pattern' });

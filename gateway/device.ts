@@ -10,7 +10,7 @@ import { RateLimitedLog } from './logger.js';
 import { TagPipeline } from './tags.js';
 import {
   newCounters, type Batch, type Clock, type DeviceCounters, type DeviceState, type Driver,
-  type DriverContext, type Logger, type Quality, type RawValue, type Reading,
+  type DriverContext, type Logger, type Quality, type RawValue, type Reading, type WriteOutcome,
 } from './types.js';
 import { checkWrite } from './writes.js';
 
@@ -118,7 +118,7 @@ export class DeviceTask {
   }
 
   /** a write from MQTT: checked against the tag, then handed to the driver */
-  async write(tagName: string, raw: unknown): Promise<void> {
+  async write(tagName: string, raw: unknown): Promise<WriteOutcome | void> {
     const found = this.pipeline.lookup(tagName);
     if (!found) throw new Error(`unknown tag "${tagName}" on device ${this.id}`);
     const checked = checkWrite(found.tag, raw);
@@ -130,7 +130,7 @@ export class DeviceTask {
     }
     this.pendingWrites++;
     try {
-      await this.driver.write(found.key, checked.value);
+      return await this.driver.write(found.key, checked.value);
     } finally {
       this.pendingWrites--;
     }

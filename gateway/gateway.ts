@@ -11,7 +11,7 @@ import { safeUrl } from './logger.js';
 import { MqttPublisher } from './publisher.js';
 import type { ServiceSummary } from './service-notifier.js';
 import { StatsCollector } from './stats.js';
-import type { Batch, Clock, Logger, Reading } from './types.js';
+import type { Batch, Clock, Logger, Reading, WriteOutcome } from './types.js';
 import { isPublishTopic } from './topics.js';
 import { parseWritePayload, WriteLog } from './writes.js';
 
@@ -274,14 +274,14 @@ export class Gateway {
     if (set !== 'set' || !device || !tag) return;
     // clearing a retained write (an empty retained message) is no write, and gets no result
     if (payload.length === 0) return;
-    let result: { ok: true } | { ok: false; error: string };
+    let result: ({ ok: true } & WriteOutcome) | { ok: false; error: string };
     try {
       // a retained command would be carried out again at every reconnect and restart
       if (props.retain) throw new Error('retained writes are ignored: publish the write without the retain flag');
       const task = this.tasks.get(device);
       if (!task) throw new Error(`unknown device "${device}"`);
-      await task.write(tag, parseWritePayload(payload, task.maxWriteBytes));
-      result = { ok: true };
+      const outcome = await task.write(tag, parseWritePayload(payload, task.maxWriteBytes));
+      result = { ok: true, ...outcome };
     } catch (err) {
       result = { ok: false, error: err instanceof Error ? err.message : String(err) };
     }

@@ -86,8 +86,20 @@ export interface Driver {
    * devices) a heartbeat carries the latest reading's own ts.
    */
   readonly reportsChangesOnly?: boolean;
-  /** write a checked value to a writable tag; rejects with a readable error */
-  write?(key: string, value: number | boolean | string): Promise<void>;
+  /**
+   * write a checked value to a writable tag; rejects with a readable error.
+   * Resolves with what the write result adds to `ok` where the device's
+   * confirmation is weaker or stronger than done (a serial line: sent, acknowledged).
+   */
+  write?(key: string, value: number | boolean | string): Promise<WriteOutcome | void>;
+}
+
+/** extra fields of a successful write's result */
+export interface WriteOutcome {
+  /** handed to the line; the device did not confirm it unless `acknowledged` */
+  sent?: true;
+  /** the device answered with the configured acknowledgement */
+  acknowledged?: true;
 }
 
 /** Marks an error that retrying cannot fix (bad config for this driver). */

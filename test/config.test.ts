@@ -65,6 +65,11 @@ test('max_write_bytes: 1 KiB by default, a size from 1 byte to 1 MiB, for every 
   hasLine(errors(with_('lots')), 'devices[0].max_write_bytes: expected a size from 1 byte to 1MiB (bytes, or a string like "1KiB"), got "lots"');
 });
 
+test('write_ack: a pattern with {tag} and {value}, and a timeout of 2 s unless given', () => {
+  const d = ok(load(SERIAL.replace('tags: { T: {} }', 'write_template: "SET {tag} {value}\\n", write_ack: { pattern: "^OK {tag}$" }, tags: { T: {} }'))).devices[0]!;
+  assert.equal(d.driver === 'serial' && d.write_ack, { pattern: '^OK {tag}$', timeout: 2000 });
+});
+
 test('defaults: everything but devices may be left out', () => {
   const c = ok(load('devices: []\n'));
   assert.is(c.mqtt.url, 'mqtt://127.0.0.1:1883');

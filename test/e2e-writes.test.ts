@@ -13,7 +13,7 @@ import { requirePeer, waitFor } from './helpers/peers.js';
 const enabled = requirePeer('mosquitto', 'end-to-end tests publish to a real broker') && requirePeer('socat', 'serial ports are socat pty pairs');
 
 const TAGS = { mode: { writable: true, type: 'string' }, sp: { writable: true, type: 'number', min: 0, max: 100_000 } };
-type Result = { topic: string; ok: boolean; error?: string };
+type Result = { topic: string; ok: boolean; error?: string; sent?: boolean };
 
 /** everything the instrument end of the pty receives (read continuously, so the gateway's writes never block) */
 function listen(path: string): { text: () => string; close: () => void } {
@@ -99,7 +99,8 @@ if (enabled) {
         await client.publishAsync('edgegate/gw1/devices/inst1/set/sp', '', { qos: 1, retain: true }); // cleared: no result
         await client.publishAsync('edgegate/gw1/devices/inst1/set/sp', '8', { qos: 1 });
         await waitFor(() => results.length >= 2, 10_000, 'the result of the plain write');
-        assert.is(results[1]!.ok, true);
+        // a serial write is confirmed as sent: the instrument did not say it took it
+        assert.equal(results[1], { topic: 'edgegate/gw1/devices/inst1/set/sp/result', ok: true, sent: true });
         assert.is(results.length, 2, 'the cleared retained write got no result');
         await waitFor(() => line.text().includes('SET sp 8\n'), 5000, 'the plain write at the instrument');
         assert.is(line.text(), 'SET sp 8\n', 'the retained write never reached the device');

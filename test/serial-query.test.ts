@@ -172,7 +172,7 @@ if (enabled) {
   test('write_template: writes arrive whole, between exchanges, and resolve when sent', async () => {
     await withInstrument({ poll_interval: 20, timeout: 100 }, async ({ instrument, driver, requests }) => {
       await waitFor(() => requests.length >= 3, 5000, 'polling under way');
-      const writes: Promise<void>[] = [];
+      const writes: Promise<unknown>[] = [];
       for (let i = 0; i < 20; i++) writes.push(driver.write('tare', i / 2));
       writes.push(driver.write('mode', 'fast {tag}'));
       await Promise.all(writes);
@@ -194,6 +194,31 @@ if (enabled) {
       await driver.write('tare', 1);
       await waitFor(() => instrument.received.includes('SET tare 1\n'), 5000, 'the short write');
       assert.not.ok(instrument.received.includes('SET mode'), 'the long command reached the line');
+    });
+  });
+
+  test('write: resolves as sent; with write_ack it waits for the matching line, which is consumed, not parsed', async () => {
+    const ack = { pattern: '^OK {tag}={value}$', timeout: '1s' };
+    await withInstrument({ request: undefined, write_ack: ack }, async ({ instrument, driver, rec }) => {
+      instrument.onLine((line) => {
+        const m = /^SET (\w+) (.*)$/.exec(line);
+        // data keeps coming before the acknowledgement; an acknowledgement of another value is no acknowledgement
+        if (m) void instrument.write(`7.5,0.25\r\nOK ${m[1]}=${m[2] === '3' ? '4' : m[2]}\r\n`).catch(() => undefined);
+      });
+      assert.equal(await driver.write('tare', 5), { sent: true, acknowledged: true });
+      assert.equal(rec.values('weight'), [7.5], 'the data line before the acknowledgement is data');
+      assert.equal(rec.parseErrors, [], 'the acknowledgement is not parsed as data');
+      const wrong = await driver.write('tare', 3).then(() => 'resolved', (e: Error) => e.message);
+      assert.is(wrong, 'no acknowledgement within 1 s');
+      assert.equal(rec.parseErrors.map((p) => p.sample), ['OK tare=4'], 'a line that is not the acknowledgement is parsed as usual');
+      // a silent instrument: the write fails after the timeout, and the next write still works
+      instrument.onLine(undefined);
+      assert.is(await driver.write('tare', 6).then(() => 'resolved', (e: Error) => e.message), 'no acknowledgement within 1 s');
+      instrument.onLine((line) => { if (line === 'SET tare 8') void instrument.write('OK tare=8\n').catch(() => undefined); });
+      assert.equal(await driver.write('tare', 8), { sent: true, acknowledged: true });
+    });
+    await withInstrument({ request: undefined }, async ({ driver }) => {
+      assert.equal(await driver.write('tare', 1), { sent: true }, 'without write_ack: sent, not acknowledged');
     });
   });
 

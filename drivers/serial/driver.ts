@@ -2,7 +2,7 @@
 // streaming on its own or answering a request sent every poll_interval.
 import { SerialPortStream } from '@serialport/stream';
 import type { SerialDeviceConfig } from '../../config/schema.js';
-import { PermanentError, type Driver, type DriverContext, type RawValue, type TimerHandle } from '../../gateway/types.js';
+import { PermanentError, type Driver, type DriverContext, type RawValue, type TimerHandle, type WriteOutcome } from '../../gateway/types.js';
 import { createParser, Fields, type LineParser } from './formats.js';
 import { escapeSample, LineSplitter } from './lines.js';
 import { openError, osBinding, portFile, removedError } from './ports.js';
@@ -57,7 +57,8 @@ export class SerialDriver implements Driver {
     return connection.start();
   }
 
-  async write(key: string, value: number | boolean | string): Promise<void> {
+  /** resolves once the command has left (`sent`), or with write_ack once the device acknowledged it */
+  async write(key: string, value: number | boolean | string): Promise<WriteOutcome> {
     const template = this.config.write_template;
     if (template === undefined) throw new Error('this device has no write_template');
     const connection = this.connection;
@@ -68,7 +69,14 @@ export class SerialDriver implements Driver {
     const bytes = Buffer.byteLength(text);
     const max = this.config.max_write_bytes;
     if (bytes > max) throw new Error(`the command would be ${bytes} bytes, more than max_write_bytes (${max}) allows`);
-    await connection.exclusive(() => connection.send(text));
+    const ack = this.config.write_ack;
+    if (ack === undefined) {
+      await connection.exclusive(() => connection.send(text));
+      return { sent: true };
+    }
+    const pattern = new RegExp(ack.pattern.replace(/\{(tag|value)\}/g, (_, what: string) => escapeRegExp(what === 'tag' ? key : String(value))));
+    await connection.exclusive(() => connection.sendAndAwait(text, pattern, ack.timeout));
+    return { sent: true, acknowledged: true };
   }
 
   private createPort(): SerialPortStream {
@@ -95,6 +103,8 @@ class Connection {
   private answerTimer: TimerHandle | undefined;
   /** set while a request waits for its answer */
   private reply: ((answered: boolean) => void) | undefined;
+  /** set while a write waits for its acknowledgement: the line that matches is consumed */
+  private ack: { pattern: RegExp; settle: (err?: Error) => void } | undefined;
   private nextPollAt = 0;
   private misses = 0;
   private lastDataAt = 0;
@@ -147,6 +157,34 @@ class Connection {
     return writeAll(this.port, text);
   }
 
+  /** writes text, then waits for a line matching pattern, counted from the moment the text has left */
+  async sendAndAwait(text: string, pattern: RegExp, timeoutMs: number): Promise<void> {
+    const acknowledged = new Promise<void>((resolve, reject) => {
+      this.ack = { pattern, settle: (err) => (err ? reject(err) : resolve()) };
+    });
+    // an early failure must not leave the promise unobserved
+    acknowledged.catch(() => undefined);
+    try {
+      await this.send(text);
+    } catch (e) {
+      this.ack = undefined;
+      throw e;
+    }
+    const { clock } = this.ctx;
+    const timer = clock.setTimeout(() => this.settleAck(new Error(`no acknowledgement within ${formatMs(timeoutMs)}`)), timeoutMs);
+    try {
+      await acknowledged;
+    } finally {
+      clock.clearTimeout(timer);
+    }
+  }
+
+  private settleAck(err?: Error): void {
+    const ack = this.ack;
+    this.ack = undefined;
+    ack?.settle(err);
+  }
+
   private readonly onData = (chunk: Buffer): void => {
     try {
       if (this.watchdog !== undefined) this.lastDataAt = this.ctx.clock.monotonic();
@@ -158,6 +196,10 @@ class Connection {
   };
 
   private onLine(line: string): void {
+    if (this.ack !== undefined && this.ack.pattern.test(line)) {
+      this.settleAck();
+      return;
+    }
     const ts = this.ctx.clock.now();
     const f = this.fields;
     const reason = this.parse(line, f);
@@ -204,6 +246,7 @@ class Connection {
     this.port.on('error', ignore);
     this.splitter.reset();
     this.answer(false);
+    this.settleAck(new Error(`${this.config.port} was closed before the write was acknowledged`));
     this.onEnd();
   }
 
@@ -266,6 +309,15 @@ class Connection {
 }
 
 function ignore(): void {}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** "2 s" for whole seconds, else "1500 ms" */
+function formatMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+}
 
 function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
