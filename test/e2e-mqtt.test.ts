@@ -58,7 +58,7 @@ if (enabled) {
       rs.on('error', () => {});
       const client = await mqtt.connectAsync(e.broker!.url, { protocolVersion: 5 });
       try {
-        const results: Array<{ topic: string; body: { ok: boolean; error?: string }; corr?: string }> = [];
+        const results: Array<{ topic: string; body: { ok: boolean; error?: string; sent?: boolean }; corr?: string }> = [];
         client.on('message', (topic, payload, packet) => {
           results.push({ topic, body: JSON.parse(payload.toString()), ...(packet.properties?.correlationData ? { corr: packet.properties.correlationData.toString() } : {}) });
         });
@@ -66,7 +66,7 @@ if (enabled) {
         await client.publishAsync('edgegate/gw1/devices/inst1/set/setpoint', '12.5', { qos: 1 });
         await waitFor(() => received.join('').includes('SET sp 12.5\n'), 5000, 'the write at the instrument');
         await waitFor(() => results.length >= 1, 3000, 'a result');
-        assert.equal(results[0], { topic: 'edgegate/gw1/devices/inst1/set/setpoint/result', body: { ok: true } });
+        assert.equal(results[0], { topic: 'edgegate/gw1/devices/inst1/set/setpoint/result', body: { ok: true, sent: true } }, 'a serial write is confirmed as sent');
         await client.publishAsync('edgegate/gw1/devices/inst1/set/setpoint', '99', { qos: 1, properties: { responseTopic: 'replies/x', correlationData: Buffer.from('req-7') } });
         await waitFor(() => results.some((r) => r.topic === 'replies/x'), 3000, 'the response topic');
         const reply = results.find((r) => r.topic === 'replies/x')!;
