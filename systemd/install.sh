@@ -70,10 +70,17 @@ check_system() {
 }
 
 check_node() {
-  local path version
+  local path version arch
   path="$(command -v "$NODE" 2>/dev/null)" || die "Node.js 20 or newer is needed and \"$NODE\" was not found. On Raspberry Pi OS / Debian: install the nodejs package of NodeSource's 20.x (or newer) repository, or the official Linux build (arm64 or armv7l) under /usr/local."
   version="$("$path" -p 'process.versions.node')" || die "could not run $path"
   [ "${version%%.*}" -ge 20 ] 2>/dev/null || die "Node.js $version at $path is too old: 20 or newer is needed (Debian 12 ships 18; use NodeSource's 20.x or newer)."
+  # the CPUs with official Node.js builds that edgegate is tested on (README, "Supported platforms")
+  arch="$("$path" -p 'process.arch === "arm" ? "armv" + process.config.variables.arm_version : process.arch')" || die "could not run $path"
+  case "$arch" in
+    x64|arm64|armv7) ;;
+    armv6) die "Node.js at $path is an ARMv6 build (Raspberry Pi 1, Zero, Zero W): edgegate supports x86-64, arm64 and armv7 (Pi 2 and newer, Zero 2 W), where official Node.js builds exist. On a 32-bit Raspberry Pi OS on a Pi 3 or newer, install the armv7l build." ;;
+    *) say "warning: Node.js at $path runs on $arch, which edgegate is not tested on (x86-64, arm64 and armv7 are): it may work" ;;
+  esac
   case "$path" in
     /home/*|/root/*) die "Node.js at $path is in a home directory, which the service cannot see (ProtectHome=yes): install Node.js system-wide" ;;
   esac

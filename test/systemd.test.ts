@@ -103,6 +103,22 @@ test('install.sh refuses a Node.js older than 20 and installs nothing', () => {
   }
 });
 
+test('install.sh refuses an ARMv6 Node.js (Pi 1, Zero W) with what to do, and installs nothing', () => {
+  const tmp = tempDir();
+  try {
+    const armv6 = join(tmp.dir, 'node');
+    // answers the installer's two questions as an ARMv6 build of Node 20 would
+    writeFileSync(armv6, '#!/bin/sh\ncase "$*" in *process.arch*) echo armv6 ;; *) echo 20.19.0 ;; esac\n');
+    chmodSync(armv6, 0o755);
+    const r = install(join(tmp.dir, 'root'), [], { NODE: armv6 });
+    assert.is(r.code, 1);
+    assert.match(r.out, /an ARMv6 build \(Raspberry Pi 1, Zero, Zero W\): edgegate supports x86-64, arm64 and armv7/);
+    assert.not.ok(existsSync(join(tmp.dir, 'root/usr')));
+  } finally {
+    tmp.remove();
+  }
+});
+
 /** every path under dir with its kind, mode and content (files) or target (links): equal snapshots, equal trees */
 function snapshot(dir: string): string[] {
   const out: string[] = [];
