@@ -210,8 +210,8 @@ test('warnings: allowed but probably not meant', () => {
 
 test('every example device map validates as shipped, without warnings, in an empty environment', () => {
   const names = readdirSync(EXAMPLES).filter((f) => f.endsWith('.yaml')).sort();
-  assert.equal(names, ['full.yaml', 'modbus.yaml', 'raspberry-pi.yaml', 'regex-json.yaml', 'serial-kv.yaml', 'serial-query.yaml']);
-  const counts: Record<string, number> = { 'full.yaml': 5, 'modbus.yaml': 3, 'raspberry-pi.yaml': 1, 'regex-json.yaml': 2, 'serial-kv.yaml': 1, 'serial-query.yaml': 1 };
+  assert.equal(names, ['full.yaml', 'gps-nmea.yaml', 'modbus.yaml', 'raspberry-pi.yaml', 'regex-json.yaml', 'serial-kv.yaml', 'serial-query.yaml']);
+  const counts: Record<string, number> = { 'full.yaml': 5, 'gps-nmea.yaml': 2, 'modbus.yaml': 3, 'raspberry-pi.yaml': 1, 'regex-json.yaml': 2, 'serial-kv.yaml': 1, 'serial-query.yaml': 1 };
   for (const name of names) {
     // no CREDENTIALS_DIRECTORY, no files to read: as on a workstation, outside systemd
     const r = parseConfigText(readFileSync(join(EXAMPLES, name), 'utf8'), name, {}, noFiles);

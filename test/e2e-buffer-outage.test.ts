@@ -158,6 +158,8 @@ if (enabled) {
       const seconds = (Date.now() - t0) / 1000;
       assert.is(await feed.done(), BACKLOG + LIVE);
       await waitFor(() => new Set(delivery(dataOf(sub, 'inst1')).values).size >= BACKLOG + LIVE, 30_000, 'the live values', 50);
+      // the log line travels another pipe than the data: waited for on its own
+      await waitFor(() => gw.logs().some((l) => l.msg === 'backlog replayed'), 10_000, 'the gateway\'s log of the replay');
       const replayed = gw.logs().find((l) => l.msg === 'backlog replayed') as { readings?: number; readings_per_s?: number } | undefined;
       const d = delivery(dataOf(sub, 'inst1'));
       figures('paced replay', { replay_rate: RATE, backlog_readings: BACKLOG, seconds_at_subscriber: seconds, readings_per_s_at_subscriber: Math.round(BACKLOG / seconds), gateway_readings_per_s: replayed?.readings_per_s ?? -1 });
