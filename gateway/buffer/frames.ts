@@ -9,7 +9,7 @@
 // and a reader needs no index. The magic starts with 0xF5, a byte that never
 // occurs in UTF-8, so after damage the parser finds the next frame by
 // searching for it, and the CRC tells a real frame from a chance match.
-import { crc32 } from 'node:zlib';
+import { crc32 } from './crc32.js';
 import type { Batch } from '../types.js';
 
 export const MAGIC = Buffer.from([0xf5, 0xeb, 0x47, 0x42]);
