@@ -1,6 +1,7 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
-// edgegate command line (SPEC §2). Exit codes: 0 done, 1 runtime failure,
-// 2 usage error, 78 configuration error.
+// edgegate command line (SPEC §2), loaded by main.ts once the Node.js version
+// is known to be supported. Exit codes: 0 done, 1 runtime failure, 2 usage
+// error, 78 configuration error (69, Node.js too old, comes from main.ts).
+import { allowOpcuaOnOlderNode } from '../../drivers/opcua/esm-require.js';
 import { VERSION } from '../gateway.js';
 import { EXIT, UsageError } from './args.js';
 
@@ -18,7 +19,8 @@ Usage:
   edgegate ports [--json]             list serial ports
   edgegate --version | --help
 
-Exit codes: 0 done, 1 runtime failure, 2 usage error, 78 configuration error.
+Exit codes: 0 done, 1 runtime failure, 2 usage error, 69 Node.js too old,
+  78 configuration error.
 Logs on stdout: log.format json, pretty or journal (auto: journal under systemd,
   pretty on a terminal, else json); LOG_LEVEL or log.level sets the level.
 `;
@@ -28,6 +30,7 @@ const OWN_HELP = new Set(['validate', 'browse']);
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
+  await allowOpcuaOnOlderNode();
   if (command !== undefined && !OWN_HELP.has(command) && (args.includes('--help') || args.includes('-h'))) {
     process.stdout.write(HELP);
     return EXIT.ok;

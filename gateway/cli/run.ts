@@ -10,6 +10,7 @@ import { SdNotify } from '../sdnotify.js';
 import { ServiceNotifier } from '../service-notifier.js';
 import type { Logger } from '../types.js';
 import { configFile, EXIT, parseArgs } from './args.js';
+import { embeddedBrokerProblem } from './node-version.js';
 
 const STOP_DEADLINE_MS = 9_500;
 
@@ -36,6 +37,11 @@ export async function runGateway(
 ): Promise<number> {
   let broker: EmbeddedBroker | undefined;
   if (config.mqtt.url === 'embedded') {
+    const tooOld = embeddedBrokerProblem(process.versions.node);
+    if (tooOld) {
+      log.fatal(tooOld);
+      return EXIT.config;
+    }
     // aedes is loaded only for the embedded broker: a gateway with a real broker does not pay its memory
     const { startEmbeddedBroker } = await import('../broker.js');
     broker = await startEmbeddedBroker({ port: 1883, tryNext: true, log: log.child({ component: 'broker' }) });
