@@ -5,7 +5,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type IClientOptions } from 'mqtt';
-import { startEmbeddedBroker } from '../../gateway/broker.js';
 import { freePort, requirePeer, tempDir, which } from './peers.js';
 
 export interface MosquittoOptions {
@@ -135,6 +134,8 @@ async function spawnMosquitto(conf: string, port: number): Promise<ChildProcess>
 }
 
 async function embeddedStandIn(port: number): Promise<TestBroker> {
+  // loaded only here: scripts/smoke.mjs uses this helper on Node.js releases that cannot load aedes
+  const { startEmbeddedBroker } = await import('../../gateway/broker.js');
   let broker = await startEmbeddedBroker({ port });
   const down = async () => { await broker.close(); };
   return {
