@@ -25,8 +25,13 @@ export interface CliProcess {
   stop(ms?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): CliProcess {
-  const proc = spawn(process.execPath, ['--enable-source-maps', CLI, ...args], {
+/**
+ * launcher: the command that runs Node instead of this very Node (e.g. an
+ * emulator and a foreign Node build); cli: another copy of main.js
+ */
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; launcher?: string[]; cli?: string } = {}): CliProcess {
+  const [cmd, ...pre] = opts.launcher ?? [process.execPath];
+  const proc = spawn(cmd!, [...pre, '--enable-source-maps', opts.cli ?? CLI, ...args], {
     cwd: opts.cwd ?? ROOT,
     // a test run started under systemd would otherwise switch the gateway's logs from JSON to journal lines
     env: { ...process.env, JOURNAL_STREAM: undefined, ...opts.env },
