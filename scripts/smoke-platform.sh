@@ -59,7 +59,8 @@ mkdir "$work/app"
 cp -r dist package.json package-lock.json "$work/app/"
 (cd "$work/app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error --cpu="$arch" --os=linux >/dev/null)
 mods="$work/app/node_modules"
-if [ ! -f "$mods/@koromix/koffi-linux-$arch/linux_$arch/koffi.node" ]; then
+# linux_arm64/koffi.node, linux_armhf/koffi.node
+if ! ls "$mods/@koromix/koffi-linux-$arch"/linux_*/koffi.node >/dev/null 2>&1; then
   echo "smoke-platform[$1]: koffi's linux-$arch build was not installed" >&2
   exit 1
 fi
