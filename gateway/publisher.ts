@@ -131,6 +131,8 @@ export class MqttPublisher {
       // subscriptions are renewed on every connect below; the library's resubscribe would double them
       resubscribe: false,
       queueQoSZero: false,
+      // the default pre-builds 65,536 two-byte Buffers for packet ids and lengths: 6 MB of heap for nothing
+      writeCache: false,
       ...(/^(mqtts|wss):/.test(m.url) ? readTls(m.tls) : {}), // the loader warns that tls is ignored otherwise
     };
     if (m.username !== undefined) options.username = m.username;

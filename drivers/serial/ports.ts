@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { getSystemErrorMap, promisify } from 'node:util';
 // pinned with serialport 13.0.0; the only way to hand it a read that treats EOF as the end
 import { unixRead } from '@serialport/bindings-cpp/dist/unix-read.js';
-import { SerialPort } from 'serialport';
+// the binding itself, not the serialport package: that one loads a dozen stream parsers nobody here uses
+import { autoDetect } from '@serialport/bindings-cpp';
 
 const readAsync = promisify(read);
 
@@ -29,7 +30,8 @@ interface OsPort {
   read(buffer: Buffer, offset: number, length: number): Promise<{ buffer: Buffer; bytesRead: number }>;
 }
 // the platform's binding, seen through the part of it that is used here
-const platform = SerialPort.binding as unknown as { list: typeof SerialPort.list; open(options: object): Promise<OsPort> };
+const platform = autoDetect() as unknown as { list(): Promise<PortInfo[]>; open(options: object): Promise<OsPort> };
+type PortInfo = { path: string; manufacturer?: string; vendorId?: string; productId?: string; serialNumber?: string };
 
 /** the OS binding of serialport, with a hung-up tty reported as a disconnect */
 export const osBinding = {
@@ -57,13 +59,13 @@ export interface PortListing {
 export interface ListPortsOptions {
   /** where the by-id links live (tests point it elsewhere) */
   byIdDir?: string;
-  /** the detailed listing; default SerialPort.list */
-  list?: () => Promise<Array<{ path: string; manufacturer?: string; vendorId?: string; productId?: string; serialNumber?: string }>>;
+  /** the detailed listing; default the binding's list */
+  list?: () => Promise<PortInfo[]>;
 }
 
 /** every port found by either source, sorted by path; never throws */
 export async function listPorts(options: ListPortsOptions = {}): Promise<PortListing[]> {
-  const list = options.list ?? (() => SerialPort.list());
+  const list = options.list ?? (() => platform.list());
   const [detailed, links] = await Promise.all([
     list().catch(() => []),
     byIdLinks(options.byIdDir ?? '/dev/serial/by-id'),
