@@ -18,6 +18,7 @@ import { startMosquitto, type TestBroker } from '../test/helpers/mosquitto.js';
 import { runCli, writeConfig, type CliProcess } from '../test/helpers/gateway.js';
 import { sleep, tempDir } from '../test/helpers/peers.js';
 import { ptyPair, type PtyPair } from '../test/helpers/socat.js';
+import { DEPLOYED_FLAGS } from './memory.js';
 import { ProcSampler } from './procfs.js';
 import type { Row } from './report.js';
 
@@ -27,7 +28,7 @@ const READINGS_PER_BATCH = 500;
 const SEGMENT_BYTES = 16 * 1024 * 1024;
 const MB = 2 ** 20;
 /** as deployed: the bin's shebang and the systemd wrapper run node with a 1 MiB young generation */
-const DEPLOYED = { NODE_OPTIONS: '--max-semi-space-size=1' };
+const DEPLOYED = { NODE_OPTIONS: DEPLOYED_FLAGS.join(' ') };
 
 /** write_bytes (what reaches the block layer) and wchar (every write(), sockets included) of a process */
 function procIo(pid: number): { write_bytes: number; wchar: number } {

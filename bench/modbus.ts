@@ -144,7 +144,7 @@ async function runPhase(p: Phase): Promise<Row> {
 }
 
 /** the Modbus rows of `npm run bench`; about 30 s (quick: about 12 s) */
-export async function benchModbus(options: { quick?: boolean } = {}): Promise<Row[]> {
+export async function benchModbus(options: { quick?: boolean; only?: (name: string) => boolean } = {}): Promise<Row[]> {
   const s = options.quick ? 2 : 5;
   const phases: Phase[] = [
     { name: 'modbus rtu pty unpaced, 10 reg', transport: 'rtu', paced: false, registers: 10, seconds: s },
@@ -153,7 +153,8 @@ export async function benchModbus(options: { quick?: boolean } = {}): Promise<Ro
     { name: 'modbus tcp loopback, 10 reg', transport: 'tcp', paced: false, registers: 10, seconds: s },
   ];
   const rows: Row[] = [];
-  for (const phase of phases) {
+  for (const phase of phases.filter((x) => !options.only || options.only(x.name))) {
+    process.stderr.write(`bench: ${phase.name} (${phase.seconds} s) …\n`);
     try {
       rows.push(await runPhase(phase));
     } catch (err) {

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { CLI, writeConfig } from '../test/helpers/gateway.js';
 import { startMosquitto, type TestBroker } from '../test/helpers/mosquitto.js';
 import { sleep, tempDir } from '../test/helpers/peers.js';
+import { DEPLOYED_FLAGS } from './memory.js';
 import { ProcSampler } from './procfs.js';
 import { messagesRatio, perCpuRatio, type Ratio, type Row } from './report.js';
 import { TickCounter } from './opcua-subscriber.js';
@@ -30,6 +31,8 @@ export interface OpcuaPhase {
   seconds: number;
   /** node's young generation for the gateway, MiB (default 1, as deployed) */
   semiSpaceMb?: number;
+  /** how often the server changes every variable (default 100 ms) */
+  intervalMs?: number;
 }
 
 const children = new Set<ChildProcess>();
@@ -79,7 +82,7 @@ export async function runOpcuaPhase(p: OpcuaPhase): Promise<Row> {
   let naive: ReturnType<typeof node> | undefined;
   const samplers: ProcSampler[] = [];
   try {
-    const s = node(SIM, ['--variables', String(p.variables), '--interval-ms', String(INTERVAL_MS)]);
+    const s = node(SIM, ['--variables', String(p.variables), '--interval-ms', String(p.intervalMs ?? INTERVAL_MS)]);
     sim = s;
     await until(() => s.out().includes('"ready"'), 90_000, () => `the OPC UA server was not ready within 90 s: ${s.err()}`, exitedWith(s.child, 'the OPC UA server', s.err));
     const endpoint = (JSON.parse(s.out().split('\n')[0] ?? '{}') as { endpoint: string }).endpoint;
@@ -96,8 +99,9 @@ export async function runOpcuaPhase(p: OpcuaPhase): Promise<Row> {
         gateway: { id: 'bench' }, mqtt: { url: broker.url, qos: 1 }, buffer: { dir: join(tmp.dir, 'buffer') }, batch: BATCH, stats_interval: '1s',
         devices: [{ id: 'plc', driver: 'opcua', endpoint, sampling_interval: 0, publishing_interval: PUBLISHING_MS, queue_size: 10, tags }],
       });
-      // as deployed (the bin's shebang and the systemd wrapper): node --max-semi-space-size=1 dist/gateway/cli/main.js run --config FILE
-      const g = node(CLI, ['run', '--config', file], [`--max-semi-space-size=${p.semiSpaceMb ?? 1}`]);
+      // as deployed (the bin's shebang and the systemd wrapper), with the young generation of the phase
+      const flags = p.semiSpaceMb === undefined ? DEPLOYED_FLAGS : [...DEPLOYED_FLAGS.filter((f) => !f.startsWith('--max-semi-space-size')), `--max-semi-space-size=${p.semiSpaceMb}`];
+      const g = node(CLI, ['run', '--config', file], flags);
       gw = g;
       pid = g.child.pid as number;
       dead = exitedWith(g.child, 'the gateway', () => g.out().slice(-1500) + g.err());
@@ -203,6 +207,8 @@ export async function runOpcuaPhase(p: OpcuaPhase): Promise<Row> {
 }
 
 const ROW = {
+  // the memory row: a small Pi's OPC UA job
+  g1k1Hz: 'rss opcua 1,000 vars 1 Hz (gateway)',
   g1k: 'opcua 1,000 vars → mosquitto (gateway)',
   g5k: 'opcua 5,000 vars → mosquitto (gateway)',
   g10k: 'opcua 10,000 vars → mosquitto (gateway)',
@@ -212,10 +218,13 @@ const ROW = {
   n5k: 'opcua 5,000 vars → mosquitto (naive)',
 };
 
+export const OPCUA_MEMORY_ROW = ROW.g1k1Hz;
+
 /** the rows of the OPC UA benchmark; each phase bounded in time, a failed one reported in its row */
-export async function benchOpcua(opts: { quick?: boolean } = {}): Promise<Row[]> {
+export async function benchOpcua(opts: { quick?: boolean; only?: (name: string) => boolean } = {}): Promise<Row[]> {
   const seconds = opts.quick ? 4 : 8;
   const phases: OpcuaPhase[] = [
+    { name: ROW.g1k1Hz, target: 'gateway', variables: 1000, seconds: seconds + 2, intervalMs: 1000 },
     { name: ROW.g1k, target: 'gateway', variables: 1000, seconds },
     { name: ROW.g5k, target: 'gateway', variables: 5000, seconds },
     { name: ROW.g10k, target: 'gateway', variables: 10_000, seconds },
@@ -227,7 +236,8 @@ export async function benchOpcua(opts: { quick?: boolean } = {}): Promise<Row[]>
     { name: ROW.n5k, target: 'naive', variables: 5000, seconds },
   ];
   const rows: Row[] = [];
-  for (const phase of opts.quick ? phases.filter((x) => x.variables !== 10_000 && x.semiSpaceMb === undefined) : phases) {
+  const chosen = opts.quick ? phases.filter((x) => x.variables !== 10_000 && x.semiSpaceMb === undefined) : phases;
+  for (const phase of chosen.filter((x) => !opts.only || opts.only(x.name))) {
     process.stderr.write(`bench: ${phase.name} (${phase.seconds} s) …\n`);
     let timer: NodeJS.Timeout | undefined;
     try {

@@ -3,18 +3,20 @@
 // the same streams through the naive baseline. Prints a table and writes it
 // as JSON (--out FILE, default bench-results/latest.json).
 //
-//   node dist/bench/run.js [--out FILE] [--quick] [--strict]
+//   node dist/bench/run.js [--out FILE] [--quick] [--strict] [--only NAMES]
 //
 // --quick shortens every phase (for a smoke run); --strict exits 1 when a
-// target is missed. A phase that fails is reported in its row and makes the
+// target is missed; --only runs the rows whose names contain one of the
+// comma-separated NAMES (case-insensitive; "rss" gives the memory rows). A phase that fails is reported in its row and makes the
 // run exit 1; a missing peer (mosquitto, socat) stops it before anything runs.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, type as osType } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { which } from '../test/helpers/peers.js';
 import { benchBuffer } from './buffer.js';
+import { benchMemory, MEMORY_ROWS } from './memory.js';
 import { benchModbus, modbusTargets } from './modbus.js';
-import { benchOpcua, opcuaChecks, opcuaRatios } from './opcua.js';
+import { benchOpcua, OPCUA_MEMORY_ROW, opcuaChecks, opcuaRatios } from './opcua.js';
 import { benchPipeline } from './pipeline.js';
 import { messagesRatio, perCpuRatio, table, type Ratio, type Row } from './report.js';
 import { runSerial, type SerialOptions } from './serial.js';
@@ -27,22 +29,45 @@ const FOOTNOTES = [
   '  msgs/s: data messages the subscriber received (the gateway\'s retained stats and status not counted).',
 ];
 
-interface Args { out: string; quick: boolean; strict: boolean }
+interface Args { out: string; quick: boolean; strict: boolean; only: string[] }
+const USAGE = 'usage: run.js [--out FILE] [--quick] [--strict] [--only NAME[,NAME…]]';
+/** the RSS target of a small Pi's serial gateway, MB (MiB) */
+const SERIAL_RSS_MB = 70;
+const SERIAL_115200 = 'serial 115200 → mosquitto (gateway)';
+/** the memory rows, each with the RSS it must stay under (MB) when it has a target */
+const MEMORY: Array<{ name: string; target?: number }> = [
+  { name: MEMORY_ROWS.serialIdle },
+  { name: SERIAL_115200, target: SERIAL_RSS_MB },
+  { name: MEMORY_ROWS.modbus3 },
+  { name: OPCUA_MEMORY_ROW },
+];
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { out: 'bench-results/latest.json', quick: false, strict: false };
+  const args: Args = { out: 'bench-results/latest.json', quick: false, strict: false, only: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--out' && argv[i + 1] !== undefined) args.out = argv[++i] as string;
     else if (a?.startsWith('--out=')) args.out = a.slice(6);
     else if (a === '--quick') args.quick = true;
     else if (a === '--strict') args.strict = true;
-    else {
-      console.error(`unknown argument ${a}\nusage: run.js [--out FILE] [--quick] [--strict]`);
+    else if ((a === '--only' && argv[i + 1] !== undefined) || a?.startsWith('--only=')) {
+      const list = a === '--only' ? argv[++i] as string : a.slice(7);
+      args.only.push(...list.split(',').map((x) => x.trim().toLowerCase()).filter((x) => x.length > 0));
+    } else {
+      console.error(`unknown argument ${a}\n${USAGE}`);
       process.exit(2);
     }
   }
   return args;
+}
+
+/** the row selector of --only: every row when none was given; "rss" also picks the serial row of the memory set */
+function selector(only: string[]): (name: string) => boolean {
+  if (only.length === 0) return () => true;
+  return (name) => {
+    const n = name.toLowerCase();
+    return only.some((o) => n.includes(o) || (o === 'rss' && MEMORY.some((m) => m.name === name)));
+  };
 }
 
 function failedRow(name: string, err: unknown): Row {
@@ -54,7 +79,7 @@ interface Check { what: string; ok: boolean }
 
 function checks(rows: Row[]): Check[] {
   const out: Check[] = [];
-  const pipe = rows[0];
+  const pipe = rows.find((r) => r.name === 'pipeline core');
   if (pipe?.readings_per_s != null) out.push({ what: `pipeline ≥ 2,000,000 readings/s (${pipe.readings_per_s.toLocaleString('en-US')})`, ok: pipe.readings_per_s >= 2_000_000 });
   for (const r of rows.filter((x) => x.name.startsWith('serial') && x.name.includes('(gateway)'))) {
     if (r.lost !== null) out.push({ what: `${r.name}: 0 lines lost (${r.lost})`, ok: r.lost === 0 });
@@ -62,8 +87,11 @@ function checks(rows: Row[]): Check[] {
       if (r.loop_p99_ms !== null) {
         out.push({ what: `${r.name}: event-loop p99 ≤ 10 ms (${r.loop_p99_ms})`, ok: r.loop_p99_ms <= 10 });
       }
-      if (r.rss_mb !== null) out.push({ what: `${r.name}: RSS ≤ 70 MB (${r.rss_mb})`, ok: r.rss_mb <= 70 });
     }
+  }
+  for (const m of MEMORY) {
+    const r = rows.find((x) => x.name === m.name);
+    if (m.target !== undefined && r?.rss_mb != null) out.push({ what: `${r.name}: RSS ≤ ${m.target} MB (${r.rss_mb})`, ok: r.rss_mb <= m.target });
   }
   return out;
 }
@@ -77,8 +105,9 @@ async function main(): Promise<number> {
   }
   const paced = args.quick ? 4 : 15;
   const unpaced = args.quick ? 3 : 10;
+  const only = selector(args.only);
   const phases: SerialOptions[] = [
-    { name: 'serial 115200 → mosquitto (gateway)', target: 'gateway', baud: 115200, seconds: paced, drainMs: 5000 },
+    { name: SERIAL_115200, target: 'gateway', baud: 115200, seconds: paced, drainMs: 5000 },
     { name: 'serial unpaced → mosquitto (gateway)', target: 'gateway', baud: 'unpaced', seconds: unpaced, drainMs: 10_000 },
     { name: 'serial 115200 → mosquitto (naive)', target: 'naive', baud: 115200, seconds: paced, drainMs: 5000 },
     { name: 'serial unpaced → mosquitto (naive)', target: 'naive', baud: 'unpaced', seconds: unpaced, drainMs: 10_000 },
@@ -92,20 +121,22 @@ async function main(): Promise<number> {
   const rows: Row[] = [];
   let failed = false;
 
-  process.stderr.write('bench: pipeline core …\n');
-  try {
-    const p = benchPipeline(args.quick ? { readings: 1_000_000 } : {});
-    rows.push({
-      name: 'pipeline core', readings_per_s: p.readings_per_s, lost: null, cpu_pct: 100, rss_mb: null,
-      loop_p99_ms: null, p50_ms: null, p99_ms: null, msgs_per_s: null,
-      note: `no I/O, one core; ${p.batches} batches in ${p.ms} ms`, detail: { ...p },
-    });
-  } catch (err) {
-    failed = true;
-    rows.push(failedRow('pipeline core', err));
+  if (only('pipeline core')) {
+    try {
+      process.stderr.write('bench: pipeline core …\n');
+      const p = benchPipeline(args.quick ? { readings: 1_000_000 } : {});
+      rows.push({
+        name: 'pipeline core', readings_per_s: p.readings_per_s, lost: null, cpu_pct: 100, rss_mb: null,
+        loop_p99_ms: null, p50_ms: null, p99_ms: null, msgs_per_s: null,
+        note: `no I/O, one core; ${p.batches} batches in ${p.ms} ms`, detail: { ...p },
+      });
+    } catch (err) {
+      failed = true;
+      rows.push(failedRow('pipeline core', err));
+    }
   }
 
-  for (const phase of phases) {
+  for (const phase of phases.filter((p) => only(p.name))) {
     process.stderr.write(`bench: ${phase.name} (${phase.seconds} s) …\n`);
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -121,18 +152,24 @@ async function main(): Promise<number> {
     }
   }
 
-  process.stderr.write('bench: modbus rtu and tcp …\n');
-  const modbusRows = await benchModbus({ quick: args.quick });
+  const memoryRows = await benchMemory({ quick: args.quick, only });
+  if (memoryRows.some((r) => r.note.startsWith('FAILED'))) failed = true;
+  rows.push(...memoryRows);
+
+  const modbusRows = await benchModbus({ quick: args.quick, only });
   if (modbusRows.some((r) => r.note.startsWith('FAILED'))) failed = true;
   rows.push(...modbusRows);
 
-  const opcuaRows = await benchOpcua({ quick: args.quick });
+  const opcuaRows = await benchOpcua({ quick: args.quick, only });
   if (opcuaRows.some((r) => r.note.startsWith('FAILED'))) failed = true;
   rows.push(...opcuaRows);
 
-  const bufferRows = await benchBuffer({ quick: args.quick });
-  if (bufferRows.some((r) => r.note.startsWith('FAILED'))) failed = true;
-  rows.push(...bufferRows);
+  // the buffer rows run as one set: --only buffer
+  if (only('buffer replay, buffer writes')) {
+    const bufferRows = await benchBuffer({ quick: args.quick });
+    if (bufferRows.some((r) => r.note.startsWith('FAILED'))) failed = true;
+    rows.push(...bufferRows);
+  }
 
   const byName = (s: string) => rows.find((r) => r.name === s);
   const ratios: Ratio[] = [

@@ -9,6 +9,7 @@ import { startMosquitto, type TestBroker } from '../test/helpers/mosquitto.js';
 import { ptyPair, type PtyPair } from '../test/helpers/socat.js';
 import { writeConfig } from '../test/helpers/gateway.js';
 import { sleep, tempDir } from '../test/helpers/peers.js';
+import { DEPLOYED_FLAGS } from './memory.js';
 import { childrenOf, CpuShares, ProcSampler } from './procfs.js';
 import type { Row } from './report.js';
 import { CountingSubscriber } from './subscriber.js';
@@ -107,8 +108,8 @@ export async function runSerial(o: SerialOptions): Promise<Row> {
           tags: { n: { type: 'integer' }, T: { name: 'temperature' }, H: { name: 'humidity' } },
         }],
       });
-      // as deployed (the bin's shebang and the systemd wrapper): node --max-semi-space-size=1 dist/gateway/cli/main.js run --config FILE
-      const g = node('../gateway/cli/main.js', ['run', '--config', file], ['--max-semi-space-size=1']);
+      // as deployed (the bin's shebang and the systemd wrapper): node DEPLOYED_FLAGS dist/gateway/cli/main.js run --config FILE
+      const g = node('../gateway/cli/main.js', ['run', '--config', file], DEPLOYED_FLAGS);
       gw = g;
       const io = output(g);
       pid = g.pid as number;
