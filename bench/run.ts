@@ -7,7 +7,8 @@
 //
 // --quick shortens every phase (for a smoke run); --strict exits 1 when a
 // target is missed; --only runs the rows whose names contain one of the
-// comma-separated NAMES (case-insensitive; "rss" gives the memory rows). A phase that fails is reported in its row and makes the
+// comma-separated NAMES (case-insensitive; "rss" gives the memory rows,
+// "buffer" the buffer rows). A phase that fails is reported in its row and makes the
 // run exit 1; a missing peer (mosquitto, socat) stops it before anything runs.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, type as osType } from 'node:os';
@@ -52,7 +53,8 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--strict') args.strict = true;
     else if ((a === '--only' && argv[i + 1] !== undefined) || a?.startsWith('--only=')) {
       const list = a === '--only' ? argv[++i] as string : a.slice(7);
-      args.only.push(...list.split(',').map((x) => x.trim().toLowerCase()).filter((x) => x.length > 0));
+      // a comma before a digit belongs to a name ("opcua 5,000 vars …")
+      args.only.push(...list.split(/,(?!\d)/).map((x) => x.trim().toLowerCase()).filter((x) => x.length > 0));
     } else {
       console.error(`unknown argument ${a}\n${USAGE}`);
       process.exit(2);
