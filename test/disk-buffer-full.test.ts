@@ -78,7 +78,7 @@ test('a short write with no error: the rest is written behind it, every batch re
   const { b } = await buffer(dir, disk, { segmentBytes: 1024 * 1024 });
   b.setOnline(false);
   for (const x of all) b.push(x); // one group, one write
-  await waitFor(() => onDisk(dir).seqs.length === 200, 5000, 'everything written');
+  await waitFor(() => onDisk(dir).seqs.length === 200, 20_000, 'everything written');
   assert.is(disk.shortWrites, 1);
   assert.equal(onDisk(dir), { seqs: range(1, 200), damaged: 0, bytes: frameBytes(all) });
   b.setOnline(true);
@@ -94,7 +94,7 @@ test('a short write in the middle of a group, then ENOSPC: the batches it did no
   const { b, modes } = await buffer(dir, disk, { segmentBytes: 1024 * 1024, retryMs: 60_000 });
   b.setOnline(false);
   for (const x of all) b.push(x);
-  await waitFor(() => b.stats().mode === 'memory', 5000, 'memory mode');
+  await waitFor(() => b.stats().mode === 'memory', 20_000, 'memory mode');
   assert.match(b.stats().error ?? '', /ENOSPC/);
   assert.equal(modes, ['memory']);
   // the torn 81st frame is gone: the file holds exactly the 80 whole ones
@@ -112,7 +112,7 @@ test('a short write that ends at a frame boundary, then ENOSPC: the whole frames
   const { b } = await buffer(dir, disk, { segmentBytes: 1024 * 1024, retryMs: 60_000 });
   b.setOnline(false);
   for (const x of all) b.push(x);
-  await waitFor(() => b.stats().mode === 'memory', 5000, 'memory mode');
+  await waitFor(() => b.stats().mode === 'memory', 20_000, 'memory mode');
   assert.equal(onDisk(dir), { seqs: range(1, 40), damaged: 0, bytes: frameBytes(all.slice(0, 40)) });
   b.setOnline(true);
   assert.equal(await drainAll(b), range(1, 100));
@@ -126,9 +126,9 @@ test('a torn first frame of a fresh segment, then ENOSPC, then space: nothing of
   const { b, modes } = await buffer(dir, disk);
   b.setOnline(false);
   await pushAll(b, batches(1, 300)); // 16 KiB segments: the second one is opened after ~60 batches
-  await waitFor(() => modes.length === 2, 10_000, 'memory mode, then disk again');
+  await waitFor(() => modes.length === 2, 30_000, 'memory mode, then disk again');
   assert.equal(modes, ['memory', 'disk']);
-  await waitFor(() => onDisk(dir).seqs.length === 300, 10_000, 'everything written once there is space');
+  await waitFor(() => onDisk(dir).seqs.length === 300, 30_000, 'everything written once there is space');
   const d = onDisk(dir);
   assert.equal(d.seqs, range(1, 300), 'each batch on disk once, in order');
   assert.is(d.damaged, 0, 'no torn frame left in a file');
@@ -143,16 +143,16 @@ test('ENOSPC, then space again, the broker away and back: delivered in order or 
   const { b, modes } = await buffer(dir, disk, { fallbackBytes: 20 * 1024 });
   b.setOnline(false);
   await pushAll(b, batches(1, 50));
-  await waitFor(() => onDisk(dir).seqs.length === 50, 5000, 'written');
+  await waitFor(() => onDisk(dir).seqs.length === 50, 20_000, 'written');
   disk.full = true;
   await pushAll(b, batches(51, 400));
-  await waitFor(() => b.stats().mode === 'memory', 5000, 'memory mode');
+  await waitFor(() => b.stats().mode === 'memory', 20_000, 'memory mode');
   assert.match(b.stats().error ?? '', /ENOSPC/);
   assert.ok(b.stats().dropped_batches > 0, 'memory is bounded: the oldest in memory dropped');
   assert.equal(onDisk(dir).damaged, 0);
   disk.full = false;
   // no push, no write: the probe alone brings the disk back
-  await waitFor(() => b.stats().mode === 'disk', 5000, 'disk mode again');
+  await waitFor(() => b.stats().mode === 'disk', 20_000, 'disk mode again');
   assert.equal(modes, ['memory', 'disk']);
   assert.is(b.stats().error, undefined);
   await pushAll(b, batches(401, 450));
@@ -176,11 +176,11 @@ test('the broker back before memory fills: the mode and the error recover withou
   b.setOnline(false);
   disk.full = true;
   await pushAll(b, batches(21, 60));
-  await waitFor(() => b.stats().mode === 'memory', 5000, 'memory mode');
+  await waitFor(() => b.stats().mode === 'memory', 20_000, 'memory mode');
   b.setOnline(true);
   assert.equal(await drainAll(b), range(21, 60));
   disk.full = false;
-  await waitFor(() => b.stats().mode === 'disk', 5000, 'disk mode again');
+  await waitFor(() => b.stats().mode === 'disk', 20_000, 'disk mode again');
   assert.equal(modes, ['memory', 'disk']);
   assert.is(b.stats().error, undefined);
   assert.equal(readdirSync(dir).filter((n) => !n.endsWith('.seg')), [], 'the probe leaves nothing behind');
@@ -193,7 +193,7 @@ test('the probe stops at close', async () => {
   b.setOnline(false);
   disk.full = true;
   await pushAll(b, batches(1, 10));
-  await waitFor(() => disk.files >= 3, 5000, 'a few probes');
+  await waitFor(() => disk.files >= 3, 20_000, 'a few probes');
   await b.close();
   const files = disk.files;
   await sleep(100);
@@ -205,7 +205,7 @@ async function backlog(dir: string, disk: FaultyDisk) {
   const r = await buffer(dir, disk);
   r.b.setOnline(false);
   await pushAll(r.b, batches(1, 300));
-  await waitFor(() => onDisk(dir).seqs.length === 300, 5000, 'written');
+  await waitFor(() => onDisk(dir).seqs.length === 300, 20_000, 'written');
   const files = segments(dir);
   assert.ok(files.length >= 4, `${files.length} segments`);
   return { ...r, files };
