@@ -207,7 +207,7 @@ class TagState {
       this.latestTs = ts;
       this.latestQuality = q;
       // a heartbeat that found nothing to confirm stopped: a delivered value restarts it
-      if (this.heartbeatTimer === null && this.sent) this.armHeartbeat(this.sentAt + this.maxInterval - this.sink.clock.monotonic());
+      if (this.heartbeatTimer === null && this.sent && this.sink.connected) this.armHeartbeat(this.sentAt + this.maxInterval - this.sink.clock.monotonic());
     }
     if (this.deadbandMode !== DEADBAND_NONE && this.sent && q === this.lastQuality && !this.differs(v)) {
       // back within the band of what the subscriber has: a held value would now mislead

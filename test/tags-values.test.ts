@@ -227,6 +227,19 @@ test('max_interval: no heartbeat while the device is not connected', () => {
   assert.equal(out.map((r) => [r.value, r.ts - T0]), [[10, 0], [10.3, 10_500]]);
 });
 
+test('max_interval: readings while the device is not connected arm no timer each (no timer per reading)', () => {
+  const { p, out, clock } = setup({ T: { type: 'number', deadband: 1, max_interval: 1000 } });
+  p.input('T', 10, T0, 'good');
+  p.setConnected(false);
+  clock.advance(2000);
+  for (let i = 0; i < 100; i++) p.input('T', 10.1, T0 + 2000 + i, 'good'); // initial values while connecting
+  assert.is(clock.pending, 0, 'no timer armed by readings that no heartbeat may follow');
+  p.setConnected(true);
+  p.input('T', 10.2, T0 + 3000, 'good');
+  clock.advance(0);
+  assert.equal(out.map((r) => [r.value, r.ts - T0]), [[10, 0], [10.2, 3000]], 'connected again: the overdue heartbeat goes with the next reading');
+});
+
 test('max_interval, changes-only driver (OPC UA subscription): ts = now while connected, none while not, again after a reconnect', () => {
   const { p, out, clock } = setup({ T: { type: 'number', deadband: 1, max_interval: 1000 } }, false);
   p.setConnected(true, true);
