@@ -141,6 +141,11 @@ put() { # NEW TARGET
 rollback() {
   say "install failed: rolling back" >&2
   local i entry kind path backup
+  # disabled while its unit file is still there: systemctl cannot disable a unit it no longer finds
+  if [ "$ENABLED_BY_US" = 1 ]; then
+    [ "$SYSTEMD_TOLD" = 1 ] && { systemctl disable edgegate.service || true; }
+    rm -f "$ROOT$WANTS"
+  fi
   for ((i = ${#JOURNAL[@]} - 1; i >= 0; i--)); do
     entry="${JOURNAL[$i]}"
     IFS=$'\t' read -r kind path backup <<<"$entry"
@@ -150,7 +155,6 @@ rollback() {
   rm -rf "$ROOT$LIB.new" "$ROOT$BIN.new" "$ROOT$UNIT.new"
   if [ "$SYSTEMD_TOLD" = 1 ]; then
     systemctl daemon-reload || true
-    [ "$ENABLED_BY_US" = 1 ] && { systemctl disable edgegate.service || true; }
     # the version that ran before runs again
     [ "$WAS_ACTIVE" = 1 ] && { systemctl restart edgegate.service || true; }
   fi

@@ -150,6 +150,14 @@ function liveRoot(dir: string) {
 echo "$*" >> ${JSON.stringify(log)}
 [ "$1" = "$FAIL_ON" ] && { echo "systemctl: $1 failed" >&2; exit 1; }
 case "$1" in is-active|is-enabled) [ -n "$ACTIVE" ] && exit 0; exit 3 ;; esac
+# enable and disable act on the unit's link as systemctl does, and need its unit file
+wants=${JSON.stringify(join(root, 'etc/systemd/system/multi-user.target.wants'))}
+unit=${JSON.stringify(join(root, 'etc/systemd/system/edgegate.service'))}
+case "$1" in
+  enable) mkdir -p "$wants" && ln -sfn /etc/systemd/system/edgegate.service "$wants/edgegate.service" ;;
+  disable) [ -f "$unit" ] || { echo "disable: no unit file" >> ${JSON.stringify(log)}; echo "Failed to disable unit: Unit file edgegate.service does not exist." >&2; exit 1; }
+           rm -f "$wants/edgegate.service" ;;
+esac
 exit 0
 `);
   chmodSync(join(bin, 'systemctl'), 0o755);
@@ -244,6 +252,7 @@ test('install.sh: a systemctl that fails on a fresh machine leaves it as it was'
       assert.match(r.out, `systemctl: ${failOn} failed`);
       assert.match(r.out, 'rolled back: the system is as it was before');
       assert.equal(snapshot(live.root), before, `after a failed ${failOn}: ${snapshot(live.root).join('\n')}`);
+      assert.not.ok(live.calls().includes('disable: no unit file'), 'disabled while its unit file was still there');
     } finally {
       tmp.remove();
     }
