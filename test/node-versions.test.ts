@@ -82,7 +82,7 @@ for (const node of nodes) {
       assert.is(frame.stdout, encodeFrame(7, batch).toString('hex'), frame.stderr);
       if (embeddedBrokerProblem(version)) {
         const demo = run(node, [CLI, 'demo', '--duration', '1']);
-        assert.is(demo.code, 78, demo.stderr);
+        assert.is(demo.code, EXIT_NODE_TOO_OLD, demo.stderr);
         assert.match(demo.stdout, 'the embedded MQTT broker needs Node.js 20.10 or newer');
       }
     });

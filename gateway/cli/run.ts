@@ -10,7 +10,7 @@ import { SdNotify } from '../sdnotify.js';
 import { ServiceNotifier } from '../service-notifier.js';
 import type { Logger } from '../types.js';
 import { configFile, EXIT, parseArgs } from './args.js';
-import { embeddedBrokerProblem } from './node-version.js';
+import { embeddedBrokerProblem, EXIT_NODE_TOO_OLD } from './node-version.js';
 
 const STOP_DEADLINE_MS = 9_500;
 
@@ -40,7 +40,8 @@ export async function runGateway(
     const tooOld = embeddedBrokerProblem(process.versions.node);
     if (tooOld) {
       log.fatal(tooOld);
-      return EXIT.config;
+      // not the config's fault (78): this Node.js is too old for it, as main.ts says for older ones
+      return EXIT_NODE_TOO_OLD;
     }
     // aedes is loaded only for the embedded broker: a gateway with a real broker does not pay its memory
     const { startEmbeddedBroker } = await import('../broker.js');
