@@ -30,7 +30,8 @@ const OWN_HELP = new Set(['validate', 'browse']);
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
-  await allowOpcuaOnOlderNode();
+  // only OPC UA needs it: should it fail, the other commands still work, and OPC UA says why when it loads
+  await allowOpcuaOnOlderNode().catch(() => undefined);
   if (command !== undefined && !OWN_HELP.has(command) && (args.includes('--help') || args.includes('-h'))) {
     process.stdout.write(HELP);
     return EXIT.ok;
