@@ -42,6 +42,9 @@ async function ptyInstrument(dir: string): Promise<Instrument | undefined> {
     socat.kill();
     return undefined;
   }
+  // an exit that skips the stop (a fatal error, the stop deadline) must not leave socat behind
+  const killOnExit = (): void => void socat.kill();
+  process.once('exit', killOnExit);
   const fd = openSync(instr, 'r+');
   const next = sensorLines();
   const timer = setInterval(() => writeSync(fd, next()), LINE_INTERVAL_MS);
@@ -51,6 +54,7 @@ async function ptyInstrument(dir: string): Promise<Instrument | undefined> {
     stop() {
       clearInterval(timer);
       closeSync(fd);
+      process.off('exit', killOnExit);
       socat.kill();
     },
   };
