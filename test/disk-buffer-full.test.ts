@@ -9,23 +9,12 @@ import * as assert from 'uvu/assert';
 import { DiskBuffer, type DiskBufferOptions } from '../gateway/buffer/disk-buffer.js';
 import { encodeFrame, parseFrames } from '../gateway/buffer/frames.js';
 import type { Batch } from '../gateway/types.js';
-import { drain, take } from './helpers/buffer-contract.js';
+import { buffersAfterEach, drain, take } from './helpers/buffer-contract.js';
 import { FaultyDisk } from './helpers/faulty-disk.js';
 import { captureLog, mkBatch } from './helpers/mqtt-fixtures.js';
-import { sleep, tempDir, waitFor } from './helpers/peers.js';
+import { sleep, waitFor } from './helpers/peers.js';
 
-const dirs: Array<() => void> = [];
-const open: DiskBuffer[] = [];
-test.after.each(async () => {
-  for (const b of open.splice(0)) await b.close();
-  for (const remove of dirs.splice(0)) remove();
-});
-
-function newDir(): string {
-  const t = tempDir('edgegate-full-');
-  dirs.push(t.remove);
-  return t.dir;
-}
+const { newDir, track } = buffersAfterEach(test, 'edgegate-full-');
 
 async function buffer(dir: string, disk: FaultyDisk, over: Partial<DiskBufferOptions> = {}) {
   const cap = captureLog();
@@ -34,7 +23,7 @@ async function buffer(dir: string, disk: FaultyDisk, over: Partial<DiskBufferOpt
     dir, maxBytes: 64 * 1024 * 1024, durability: 'on_outage', fallbackBytes: 1024 * 1024, log: cap.log, open: disk.open,
     memoryBytes: 8 * 1024, segmentBytes: 16 * 1024, retryMs: 20, onModeChange: (m) => modes.push(m), ...over,
   });
-  open.push(b);
+  track(b);
   return { b, modes, ...cap };
 }
 

@@ -9,27 +9,16 @@ import { DiskBuffer, type DiskBufferOptions } from '../gateway/buffer/disk-buffe
 import { encodeFrame } from '../gateway/buffer/frames.js';
 import { openForAppend, type AppendFile } from '../gateway/buffer/segments.js';
 import type { BatchBuffer } from '../gateway/buffer/types.js';
-import { take } from './helpers/buffer-contract.js';
+import { buffersAfterEach, take } from './helpers/buffer-contract.js';
 import { captureLog, mkBatch } from './helpers/mqtt-fixtures.js';
-import { sleep, tempDir, waitFor } from './helpers/peers.js';
+import { sleep, waitFor } from './helpers/peers.js';
 
-const dirs: Array<() => void> = [];
-const open: DiskBuffer[] = [];
-test.after.each(async () => {
-  for (const b of open.splice(0)) await b.close();
-  for (const remove of dirs.splice(0)) remove();
-});
-
-function newDir(): string {
-  const t = tempDir('edgegate-disk-');
-  dirs.push(t.remove);
-  return t.dir;
-}
+const { newDir, track, untrack } = buffersAfterEach(test, 'edgegate-disk-');
 
 async function buffer(dir: string, over: Partial<DiskBufferOptions> = {}) {
   const cap = captureLog();
   const b = await DiskBuffer.open({ dir, maxBytes: 64 * 1024 * 1024, durability: 'on_outage', fallbackBytes: 1024 * 1024, log: cap.log, ...over });
-  open.push(b);
+  track(b);
   return { b, ...cap };
 }
 
@@ -51,7 +40,7 @@ async function drainAll(b: BatchBuffer): Promise<number[]> {
 
 /** a crash: the buffer is abandoned without close() */
 function abandon(b: DiskBuffer): void {
-  open.splice(open.indexOf(b), 1);
+  untrack(b);
 }
 
 test('on_outage with the broker up: batches flow and nothing is written to disk', async () => {
@@ -172,7 +161,7 @@ async function filled(dir: string, n: number): Promise<string[]> {
     if (s % 10 === 0) await sleep(1);
   }
   await b.close();
-  open.splice(open.indexOf(b), 1);
+  untrack(b);
   return segments(dir).map((f) => join(dir, f));
 }
 

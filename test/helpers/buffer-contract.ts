@@ -9,7 +9,36 @@ import { encodeFrame } from '../../gateway/buffer/frames.js';
 import type { BatchBuffer, BufferedBatch } from '../../gateway/buffer/types.js';
 import type { Batch } from '../../gateway/types.js';
 import { mkBatch } from './mqtt-fixtures.js';
-import { waitFor } from './peers.js';
+import { tempDir, waitFor } from './peers.js';
+
+/**
+ * The temp dirs and open buffers of a test file: after each test the buffers
+ * still tracked are closed and the dirs removed. `untrack` leaves a buffer
+ * open (a crash), or one the test closed itself.
+ */
+export function buffersAfterEach(t: { after: { each(fn: () => Promise<void>): void } }, prefix: string) {
+  const dirs: Array<() => void> = [];
+  const open: Array<{ close(): Promise<void> }> = [];
+  t.after.each(async () => {
+    for (const b of open.splice(0)) await b.close();
+    for (const remove of dirs.splice(0)) remove();
+  });
+  return {
+    newDir(): string {
+      const d = tempDir(prefix);
+      dirs.push(d.remove);
+      return d.dir;
+    },
+    track<B extends { close(): Promise<void> }>(b: B): B {
+      open.push(b);
+      return b;
+    },
+    untrack(b: { close(): Promise<void> }): void {
+      const i = open.indexOf(b);
+      if (i >= 0) open.splice(i, 1);
+    },
+  };
+}
 
 export interface ContractSubject {
   buffer: BatchBuffer;
