@@ -147,6 +147,7 @@ function resolveHost(cfg: Config, env: NodeJS.ProcessEnv): ResolvedConfig {
     gateway: { ...cfg.gateway, id },
     mqtt: { ...cfg.mqtt, client_id: cfg.mqtt.client_id ?? `edgegate-${id}`, topic_prefix: cfg.mqtt.topic_prefix ?? `edgegate/${id}` },
     buffer: { ...cfg.buffer, dir: bufferDir },
+    sparkplug: { ...cfg.sparkplug, edge_node_id: cfg.sparkplug.edge_node_id ?? id },
     devices,
   };
 }

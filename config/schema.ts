@@ -49,6 +49,12 @@ const tagCommon = {
   min_interval: duration.optional(),
   max_interval: duration.optional(),
   writable: z.boolean().optional(),
+  /** Home Assistant (used only with homeassistant.enabled): the entity's device_class */
+  device_class: z.string().regex(/^[a-z0-9_]+$/, { message: 'expected a Home Assistant device class like "temperature"' }).optional(),
+  /** Home Assistant: measurement (default for number tags), total, total_increasing or measurement_angle */
+  state_class: z.enum(['measurement', 'total', 'total_increasing', 'measurement_angle']).optional(),
+  /** false: the tag is left out of Home Assistant discovery */
+  homeassistant: z.boolean().optional(),
 };
 
 export const valueType = z.enum(['number', 'integer', 'boolean', 'string']);
@@ -210,6 +216,17 @@ export const device = z.discriminatedUnion('driver', [
 
 export const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
 
+const tlsSettings = z.strictObject({
+  ca: z.string().optional(),
+  cert: z.string().optional(),
+  key: z.string().optional(),
+  reject_unauthorized: z.boolean().default(true),
+});
+
+/** a topic (or prefix) to publish to: no wildcards, no leading or trailing "/" */
+const topicFilterFree = z.string().min(1).regex(/^[^#+]+$/, { message: 'expected a topic without "#" or "+"' })
+  .refine((s) => !s.startsWith('/') && !s.endsWith('/'), { message: 'must not start or end with "/"' });
+
 export const configSchema = z.strictObject({
   gateway: z.strictObject({
     id: id.optional(),
@@ -226,12 +243,7 @@ export const configSchema = z.strictObject({
     client_id: z.string().min(1).max(128).optional(),
     username: z.string().optional(),
     password: z.string().optional(),
-    tls: z.strictObject({
-      ca: z.string().optional(),
-      cert: z.string().optional(),
-      key: z.string().optional(),
-      reject_unauthorized: z.boolean().default(true),
-    }).optional(),
+    tls: tlsSettings.optional(),
     protocol_version: z.literal([3, 4, 5]).default(4),
     qos: z.literal([0, 1]).default(1),
     topic_prefix: z.string().regex(/^[^#+]+$/, { message: 'expected a topic without "#" or "+"' })
@@ -255,6 +267,44 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   batch: batchSettings.prefault({}),
   stats_interval: positiveDuration.default(60_000),
+  homeassistant: z.strictObject({
+    enabled: z.boolean().default(false),
+    discovery_prefix: topicFilterFree.default('homeassistant'),
+    /** Home Assistant's birth and last will: "online" there means it restarted */
+    status_topic: topicFilterFree.default('homeassistant/status'),
+  }).prefault({}),
+  sparkplug: z.strictObject({
+    enabled: z.boolean().default(false),
+    group_id: id.default('edgegate'),
+    /** default: gateway.id */
+    edge_node_id: id.optional(),
+    /** publish births only while this host application's STATE says online */
+    primary_host_id: id.optional(),
+    /** default: mqtt.url; a connection of its own (its last will is NDEATH) */
+    url: z.string().regex(/^(mqtts?|wss?):\/\/.+|^embedded$/, { message: 'expected an mqtt://, mqtts://, ws:// or wss:// URL, or "embedded"' }).optional(),
+    /** default: edgegate-<gateway.id>-spb */
+    client_id: z.string().min(1).max(128).optional(),
+    /** default (with username, password and tls): mqtt's, when url is absent or equal to mqtt.url */
+    username: z.string().optional(),
+    password: z.string().optional(),
+    tls: tlsSettings.optional(),
+  }).superRefine((m, ctx) => {
+    if (m.username !== undefined && m.password === undefined) ctx.addIssue({ code: 'custom', path: ['password'], input: undefined, message: NEEDS_PASSWORD });
+  }).prefault({}),
+  http: z.strictObject({
+    /** host:port; beyond loopback a username and password are required */
+    listen: z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$/, { message: 'expected host:port, like 127.0.0.1:8080' }),
+    username: z.string().min(1).optional(),
+    password: z.string().optional(),
+  }).superRefine((h, ctx) => {
+    if (h.username !== undefined && h.password === undefined) ctx.addIssue({ code: 'custom', path: ['password'], input: undefined, message: NEEDS_PASSWORD });
+    if (h.password !== undefined && h.username === undefined) ctx.addIssue({ code: 'custom', path: ['username'], input: undefined, message: 'required: a password needs a username' });
+    const host = h.listen.slice(0, h.listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+    const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
+    if (!loopback && (h.username === undefined || h.password === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['listen'], input: h.listen, message: `listening on ${host || 'every interface'} (beyond loopback) needs username and password_file (HTTP basic auth)` });
+    }
+  }).optional(),
   devices: z.array(device).default([]),
 }).superRefine((cfg, ctx) => {
   // runs even when other parts are invalid, so duplicates are reported with the rest
@@ -377,4 +427,5 @@ export interface ResolvedConfig extends Config {
   gateway: Config['gateway'] & { id: string };
   mqtt: Config['mqtt'] & { client_id: string; topic_prefix: string };
   buffer: Config['buffer'] & { dir: string };
+  sparkplug: Config['sparkplug'] & { edge_node_id: string };
 }

@@ -112,6 +112,10 @@ export class DeviceTask {
     this.batcher.stop();
   }
 
+  get config(): DeviceConfig {
+    return this.opts.config;
+  }
+
   /** the largest write payload and device command this device takes */
   get maxWriteBytes(): number {
     return this.opts.config.max_write_bytes;

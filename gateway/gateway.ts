@@ -4,6 +4,7 @@ import { accessSync, constants } from 'node:fs';
 import type { DeviceConfig, ResolvedConfig } from '../config/schema.js';
 import type { DriverDeps } from '../drivers/registry.js';
 import { GatewayStore } from './buffer/store.js';
+import type { BufferStats } from './buffer/types.js';
 import { systemClock } from './clock.js';
 import { DeviceTask, type DeviceStatus } from './device.js';
 import { PublisherProgress, type Health } from './health.js';
@@ -14,12 +15,18 @@ import { StatsCollector } from './stats.js';
 import type { Batch, Clock, Logger, Reading, WriteOutcome } from './types.js';
 import { isPublishTopic } from './topics.js';
 import { parseWritePayload, WriteLog } from './writes.js';
+import { OutputHub } from './outputs/hub.js';
+import type { BrokerView, DeviceView, GatewayContext, GatewayStats, Output } from './outputs/output.js';
 
 export const VERSION = '0.1.0';
 
 /** the in-memory queue bound while the broker is away (the disk buffer is bounded by buffer.max_size) */
 const MEMORY_QUEUE_MAX_BYTES = 32 * 1024 * 1024;
 const DRAIN_ON_STOP_MS = 5000;
+/** before start() and after a failed one */
+const NO_BUFFER: BufferStats = { bytes: 0, batches: 0, dropped_batches: 0, damaged_records: 0, oldest_ts: null, mode: 'memory' };
+/** /healthz and the like: batches may wait this long on a live connection (the unit's WatchdogSec) */
+const HEALTH_STALL_MS = 30_000;
 
 export interface GatewayOptions {
   log: Logger;
@@ -27,6 +34,8 @@ export interface GatewayOptions {
   /** the broker URL when mqtt.url is "embedded" (the CLI starts that broker) */
   mqttUrl?: string;
   driverDeps?: Record<string, DriverDeps>;
+  /** consumers beside the JSON topics (Home Assistant, Sparkplug B, HTTP): the CLI makes them from the config */
+  outputs?: Output[];
 }
 
 export class Gateway {
@@ -35,7 +44,11 @@ export class Gateway {
   private readonly clock: Clock;
   private readonly tasks = new Map<string, DeviceTask>();
   private store: GatewayStore | undefined;
-  private readonly lastValues = new Map<string, Map<string, Reading>>();
+  /** each tag's latest reading, kept while an output or retained tag values need it */
+  private readonly latestValues = new Map<string, Map<string, Reading>>();
+  /** tags with a reading not yet published on their retained topic */
+  private readonly unretained = new Map<string, Set<string>>();
+  private readonly hub: OutputHub;
   private readonly stats: StatsCollector;
   private publisher: MqttPublisher | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
@@ -50,6 +63,12 @@ export class Gateway {
     this.stats = new StatsCollector(this.clock);
     this.startedAt = this.clock.now();
     this.writeLog = new WriteLog(this.log, () => this.clock.monotonic());
+    this.hub = new OutputHub(opts.outputs ?? [], this.log.child({ component: 'outputs' }), () => this.clock.monotonic());
+  }
+
+  /** tag values stay retained on P/devices/<d>/tags/<t>: asked for, or the state topics of Home Assistant */
+  private get retainTags(): boolean {
+    return this.config.mqtt.retain_last_values || this.config.homeassistant.enabled;
   }
 
   get prefix(): string {
@@ -75,6 +94,8 @@ export class Gateway {
     this.publisher = this.createPublisher(url);
     this.publisher.start();
     this.log.info({ gateway: this.config.gateway.id, mqtt: safeUrl(url), devices: this.config.devices.length, version: VERSION }, 'edgegate starting');
+    // outputs first, so that they see every device's first status
+    await this.hub.start(this.context());
     for (const d of this.config.devices) if (d.enabled) this.addDevice(d);
     this.publishStats();
     this.statsTimer = setInterval(() => this.publishStats(), this.config.stats_interval);
@@ -106,6 +127,7 @@ export class Gateway {
     if (this.statsTimer) clearInterval(this.statsTimer);
     await Promise.all([...this.tasks.values()].map((t) => t.stop()));
     for (const t of this.tasks.values()) this.onStatus(t.id, { state: 'disconnected', since: this.clock.now(), error: 'gateway stopped' });
+    await this.hub.stop();
     const publisher = this.publisher;
     if (publisher) {
       // with the broker away there is nothing to wait for: the buffer keeps them
@@ -131,6 +153,9 @@ export class Gateway {
     if (mqttChanged) checkMqttReload(next.mqtt, this.opts.mqttUrl);
     if (JSON.stringify(prev.buffer) !== JSON.stringify(next.buffer)) this.log.warn('changes to the buffer section take effect after a restart');
     if (JSON.stringify(prev.log) !== JSON.stringify(next.log) || prev.gateway.log_level !== next.gateway.log_level) this.log.warn('changes to the log section take effect after a restart');
+    for (const section of ['homeassistant', 'sparkplug', 'http'] as const) {
+      if (JSON.stringify(prev[section]) !== JSON.stringify(next[section])) this.log.warn(`changes to the ${section} section take effect after a restart`);
+    }
     const fingerprint = (c: ResolvedConfig, d: DeviceConfig) => JSON.stringify([d, c.batch, c.mqtt.topic_prefix, c.gateway.id]);
     const wanted = new Map(next.devices.filter((d) => d.enabled).map((d) => [d.id, d]));
     const before = new Map(prev.devices.filter((d) => d.enabled).map((d) => [d.id, d]));
@@ -151,6 +176,7 @@ export class Gateway {
       this.statsTimer.unref();
     }
     for (const id of [...result.restarted, ...result.added]) this.addDevice(wanted.get(id)!);
+    await this.hub.reload(result, prev);
     this.log.info(result, 'configuration reloaded');
     return result;
   }
@@ -201,7 +227,7 @@ export class Gateway {
   }
 
   private addDevice(config: DeviceConfig): void {
-    const retain = this.config.mqtt.retain_last_values;
+    const keep = this.retainTags || this.hub.size > 0;
     const task = new DeviceTask({
       config,
       gatewayId: this.config.gateway.id,
@@ -212,7 +238,7 @@ export class Gateway {
       nextSeq: () => this.nextSeq(config.id),
       onBatch: (b) => this.onBatch(b),
       onStatus: (id, s) => this.onStatus(id, s),
-      ...(retain ? { onReading: (id: string, r: Reading) => this.rememberLast(id, r) } : {}),
+      ...(keep ? { onReading: this.readingHook() } : {}),
       ...(this.opts.driverDeps?.[config.id] ? { driverDeps: this.opts.driverDeps[config.id] } : {}),
     });
     this.tasks.set(config.id, task);
@@ -226,6 +252,8 @@ export class Gateway {
     if (!task) return;
     await task.stop();
     this.tasks.delete(id);
+    this.latestValues.delete(id);
+    this.unretained.delete(id);
     if (clearRetained) this.publisher?.setRetained(`${this.prefix}/devices/${id}/status`, '');
   }
 
@@ -236,24 +264,94 @@ export class Gateway {
 
   private onBatch(b: Batch): void {
     this.publisher?.publishBatch(b);
-    const last = this.lastValues.get(b.device);
-    if (last && last.size > 0) {
-      for (const [tag, r] of last) {
-        this.publisher?.setRetained(`${this.prefix}/devices/${b.device}/tags/${tag}`, JSON.stringify({ value: r.value, ts: r.ts, quality: r.quality }));
+    // retained values follow their batch, so a subscriber never sees a value before the data carrying it
+    const pending = this.unretained.get(b.device);
+    if (pending && pending.size > 0) {
+      const latest = this.latestValues.get(b.device);
+      for (const tag of pending) {
+        const r = latest?.get(tag);
+        if (r) this.publishTagState(b.device, r);
       }
-      last.clear();
+      pending.clear();
     }
+    this.hub.batch(b);
   }
 
-  private rememberLast(device: string, r: Reading): void {
-    let m = this.lastValues.get(device);
-    if (!m) this.lastValues.set(device, (m = new Map()));
-    m.set(r.tag, r);
+  /** one closure for every device: what each reading that leaves a tag pipeline costs is two map writes and the outputs' hooks */
+  private readingHook(): (device: string, r: Reading) => void {
+    const retain = this.retainTags;
+    const hub = this.hub.wantsReadings ? this.hub : undefined;
+    return (device, r) => {
+      let m = this.latestValues.get(device);
+      if (!m) this.latestValues.set(device, (m = new Map()));
+      m.set(r.tag, r);
+      if (retain) {
+        let p = this.unretained.get(device);
+        if (!p) this.unretained.set(device, (p = new Set()));
+        p.add(r.tag);
+      }
+      hub?.reading(device, r);
+    };
+  }
+
+  private publishTagState(device: string, r: Reading): void {
+    this.publisher?.setRetained(`${this.prefix}/devices/${device}/tags/${r.tag}`, JSON.stringify({ value: r.value, ts: r.ts, quality: r.quality }));
   }
 
   private onStatus(id: string, s: DeviceStatus): void {
     this.log.info({ device: id, state: s.state, ...(s.error ? { error: s.error } : {}) }, 'device status');
     this.publisher?.setRetained(`${this.prefix}/devices/${id}/status`, JSON.stringify(s));
+    this.hub.status(id, s);
+  }
+
+  /** what outputs see of the core: read-only views, and the write path */
+  private context(): GatewayContext {
+    const view = (t: DeviceTask): DeviceView => t;
+    return {
+      log: this.log,
+      clock: this.clock,
+      version: VERSION,
+      startedAt: this.startedAt,
+      config: () => this.config,
+      devices: () => [...this.tasks.values()].map(view),
+      device: (id) => { const t = this.tasks.get(id); return t ? view(t) : undefined; },
+      latest: (device) => this.latestValues.get(device),
+      broker: () => this.brokerView(),
+      stats: () => this.statsPayload(false),
+      health: () => this.healthy(HEALTH_STALL_MS),
+      write: (device, tag, value) => this.write(device, tag, value),
+      republishTagStates: () => {
+        for (const [device, latest] of this.latestValues) for (const r of latest.values()) this.publishTagState(device, r);
+      },
+    };
+  }
+
+  private brokerView(): BrokerView {
+    const p = this.publisher?.stats();
+    const buffer = this.store?.buffer.stats() ?? NO_BUFFER;
+    return {
+      url: safeUrl(this.brokerUrl ?? ''),
+      connected: p?.connected ?? false,
+      buffer: { ...buffer, dropped_batches: p?.dropped_batches ?? buffer.dropped_batches },
+      queued_batches: p?.queued_batches ?? 0,
+      inflight: p?.inflight ?? 0,
+      published_batches: p?.published_batches ?? 0,
+      published_readings: p?.published_readings ?? 0,
+    };
+  }
+
+  /** a write from an output (Home Assistant command, Sparkplug DCMD): the checks of an MQTT write, logged the same way */
+  private async write(device: string, tag: string, value: unknown): Promise<WriteOutcome | void> {
+    try {
+      const task = this.tasks.get(device);
+      if (!task) throw new Error(`unknown device "${device}"`);
+      const outcome = await task.write(tag, value);
+      this.writeLog.result(device, tag, { ok: true, ...outcome });
+      return outcome;
+    } catch (err) {
+      this.writeLog.result(device, tag, { ok: false, error: err instanceof Error ? err.message : String(err) });
+      throw err;
+    }
   }
 
   private publishStats(): void {
@@ -264,8 +362,14 @@ export class Gateway {
     const s = p.stats();
     const buffer = this.store?.buffer.stats();
     if (!buffer) return;
-    const payload = this.stats.snapshot(this.tasks.values(), { ...buffer, dropped_batches: s.dropped_batches });
-    p.setRetained(`${this.prefix}/stats`, JSON.stringify(payload));
+    p.setRetained(`${this.prefix}/stats`, JSON.stringify(this.statsPayload(true)));
+  }
+
+  /** resetLoopDelay: the P/stats timer measures the event-loop delay between its own publishes; others only read it */
+  private statsPayload(resetLoopDelay: boolean): GatewayStats {
+    const s = this.publisher?.stats();
+    const buffer = this.store?.buffer.stats() ?? NO_BUFFER;
+    return this.stats.snapshot(this.tasks.values(), { ...buffer, dropped_batches: s?.dropped_batches ?? buffer.dropped_batches }, resetLoopDelay);
   }
 
   private async handleWrite(topic: string, payload: Buffer, props: { responseTopic?: string; correlationData?: Buffer; retain?: boolean }): Promise<void> {

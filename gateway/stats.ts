@@ -3,6 +3,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { BufferStats } from './buffer/types.js';
 import type { DeviceTask } from './device.js';
+import type { GatewayStats } from './outputs/output.js';
 import type { Clock } from './types.js';
 
 export type { BufferStats };
@@ -35,8 +36,8 @@ export class StatsCollector {
     return Math.round(p99 * 100) / 100;
   }
 
-  snapshot(devices: Iterable<DeviceTask>, buffer: BufferStats): object {
-    const perDevice: Record<string, object> = {};
+  snapshot(devices: Iterable<DeviceTask>, buffer: BufferStats, resetLoopDelay = true): GatewayStats {
+    const perDevice: GatewayStats['devices'] = {};
     for (const d of devices) {
       perDevice[d.id] = { state: d.status.state, ...d.counters };
     }
@@ -44,7 +45,7 @@ export class StatsCollector {
       ts: this.clock.now(),
       uptime_s: Math.round((this.clock.monotonic() - this.startedAt) / 1000),
       rss_bytes: process.memoryUsage.rss(),
-      event_loop_delay_p99_ms: this.eventLoopP99Ms(),
+      event_loop_delay_p99_ms: this.eventLoopP99Ms(resetLoopDelay),
       buffer,
       devices: perDevice,
     };

@@ -10,6 +10,7 @@ import { SdNotify } from '../sdnotify.js';
 import { ServiceNotifier } from '../service-notifier.js';
 import type { Logger } from '../types.js';
 import { configFile, EXIT, parseArgs } from './args.js';
+import { createOutputs } from './outputs.js';
 import { embeddedBrokerProblem, EXIT_NODE_TOO_OLD } from './node-version.js';
 
 const STOP_DEADLINE_MS = 9_500;
@@ -48,7 +49,8 @@ export async function runGateway(
     broker = await startEmbeddedBroker({ port: 1883, tryNext: true, log: log.child({ component: 'broker' }) });
     log.info({ url: broker.url }, 'embedded MQTT broker listening');
   }
-  const gateway = new Gateway(config, { log, ...(broker ? { mqttUrl: broker.url } : {}), ...(opts.driverDeps ? { driverDeps: opts.driverDeps } : {}) });
+  const outputs = await createOutputs(config);
+  const gateway = new Gateway(config, { log, outputs, ...(broker ? { mqttUrl: broker.url } : {}), ...(opts.driverDeps ? { driverDeps: opts.driverDeps } : {}) });
   const systemd = new ServiceNotifier({ notify: await SdNotify.fromEnv(log.child({ component: 'systemd' })), source: gateway, log });
 
   process.on('uncaughtException', (err) => {
