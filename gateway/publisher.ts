@@ -23,13 +23,13 @@
 //   fix: the batch is dropped, counted and warned about.
 // A backlog found at a connect is replayed after a random delay and at a
 // pace (replay.ts); the pump only asks it whether the next batch may go.
-import { readFileSync } from 'node:fs';
 import { connect, ErrorWithReasonCode, type IClientOptions, type MqttClient } from 'mqtt';
 import type { ResolvedConfig } from '../config/schema.js';
 import { MemoryBuffer } from './buffer/memory-buffer.js';
 import type { BatchBuffer, BufferedBatch } from './buffer/types.js';
 import { systemClock } from './clock.js';
 import { safeUrl } from './logger.js';
+import { baseClientOptions } from './mqtt-options.js';
 import { BacklogReplay } from './replay.js';
 import type { Batch, Clock, Logger } from './types.js';
 
@@ -123,20 +123,9 @@ export class MqttPublisher {
     const { mqtt: m, log } = this.#o;
     const backoff = this.#o.reconnect ?? { minMs: 1000, maxMs: 10_000 };
     const options: IClientOptions = {
-      clientId: m.client_id, clean: true, protocolVersion: m.protocol_version, protocolId: m.protocol_version === 3 ? 'MQIsdp' : 'MQTT',
-      keepalive: Math.ceil(m.keepalive / 1000), connectTimeout: m.connect_timeout, reconnectPeriod: backoff.minMs,
-      // a refused CONNECT (auth backend down, credentials being rotated) is retried like an unreachable broker
-      reconnectOnConnackError: true,
+      ...baseClientOptions(m, backoff.minMs),
       will: { topic: this.#o.statusTopic, payload: Buffer.from(this.#o.offlinePayload), qos: 1, retain: true },
-      // subscriptions are renewed on every connect below; the library's resubscribe would double them
-      resubscribe: false,
-      queueQoSZero: false,
-      // the default pre-builds 65,536 two-byte Buffers for packet ids and lengths: 6 MB of heap for nothing
-      writeCache: false,
-      ...(/^(mqtts|wss):/.test(m.url) ? readTls(m.tls) : {}), // the loader warns that tls is ignored otherwise
     };
-    if (m.username !== undefined) options.username = m.username;
-    if (m.password !== undefined) options.password = m.password;
     const where = safeUrl(m.url);
     log.info({ url: where, client_id: m.client_id, protocol_version: m.protocol_version }, 'mqtt connecting');
     const client = connect(m.url, options);
@@ -340,23 +329,6 @@ export class MqttPublisher {
   #idle(): boolean {
     return this.#inflight.length === 0 && this.#buffer.size === 0;
   }
-}
-
-type TlsOptions = Pick<IClientOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized'>;
-
-/** the TLS material named in the config; an unreadable file is a config error */
-function readTls(tls: ResolvedConfig['mqtt']['tls']): TlsOptions {
-  if (!tls) return {};
-  const out: TlsOptions = { rejectUnauthorized: tls.reject_unauthorized };
-  for (const key of ['ca', 'cert', 'key'] as const) {
-    const path = tls[key];
-    try {
-      if (path !== undefined) out[key] = readFileSync(path);
-    } catch (err) {
-      throw new Error(`mqtt.tls.${key}: cannot read ${path}: ${errText(err)}`);
-    }
-  }
-  return out;
 }
 
 /** runs fn and resolves true when it calls done, false after ms */
