@@ -6,6 +6,6 @@ import type { Output } from '../outputs/output.js';
 
 export async function createOutputs(config: ResolvedConfig): Promise<Output[]> {
   const outputs: Output[] = [];
-  void config;
+  if (config.sparkplug.enabled) outputs.push(new (await import('../outputs/sparkplug/index.js')).SparkplugOutput());
   return outputs;
 }

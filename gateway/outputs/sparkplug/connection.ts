@@ -1,0 +1,135 @@
+// The edge node's own MQTT connection (MQTT.js 5): clean start, session
+// expiry 0, a last will that is the NDEATH of this very connection. MQTT.js
+// builds a new CONNECT from client.options on every reconnect and emits
+// 'reconnect' just before, so that is where the next bdSeq and its will go in.
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { baseClientOptions, type MqttSettings } from '../../mqtt-options.js';
+import { safeUrl } from '../../logger.js';
+import type { Clock, Logger } from '../../types.js';
+import type { BdSeqStore } from './bdseq.js';
+import { encode } from './payload.js';
+
+const RECONNECT_MS = 2000;
+/** how long an NDEATH we publish ourselves may take before the connection is closed anyway */
+const NDEATH_WAIT_MS = 2000;
+
+export interface EdgeConnectionOptions {
+  settings: MqttSettings;
+  /** spBv1.0/<group>/NDEATH/<edge_node> */
+  deathTopic: string;
+  /** subscribed (QoS 1) on every connect, before online() is called */
+  subscriptions: string[];
+  bdSeq: BdSeqStore;
+  clock: Clock;
+  log: Logger;
+  /** connected and subscribed: a new Sparkplug session may begin */
+  online(): void;
+  /** the connection is gone (the will is the NDEATH) */
+  offline(): void;
+  message(topic: string, payload: Buffer): void;
+}
+
+export class EdgeConnection {
+  #client: MqttClient | undefined;
+  #bdSeq = 0;
+  #up = false;
+  readonly #o: EdgeConnectionOptions;
+
+  constructor(opts: EdgeConnectionOptions) {
+    this.#o = opts;
+  }
+
+  /** the bdSeq of the current (or coming) CONNECT: NBIRTH carries it */
+  get bdSeq(): number { return this.#bdSeq; }
+  get connected(): boolean { return this.#up && this.#client?.connected === true; }
+
+  start(): void {
+    const o = this.#o;
+    this.#bdSeq = o.bdSeq.take();
+    const options: IClientOptions = {
+      ...baseClientOptions(o.settings, RECONNECT_MS, 'sparkplug'),
+      protocolVersion: 5, protocolId: 'MQTT', clean: true,
+      properties: { sessionExpiryInterval: 0 },
+      will: this.#will(),
+    };
+    const client = mqtt.connect(o.settings.url, options);
+    this.#client = client;
+    client.on('reconnect', () => {
+      this.#bdSeq = o.bdSeq.take();
+      client.options.will = this.#will();
+    });
+    client.on('connect', () => {
+      client.subscribe(o.subscriptions, { qos: 1 }, (err) => {
+        if (err) {
+          o.log.warn({ err: err.message }, 'sparkplug subscriptions refused; reconnecting');
+          client.stream.destroy();
+          return;
+        }
+        this.#up = true;
+        o.log.info({ url: safeUrl(o.settings.url), bd_seq: this.#bdSeq }, 'sparkplug connected');
+        o.online();
+      });
+    });
+    client.on('close', () => {
+      if (!this.#up) return;
+      this.#up = false;
+      o.log.warn({ url: safeUrl(o.settings.url) }, 'sparkplug connection lost');
+      o.offline();
+    });
+    client.on('error', (err) => o.log.debug({ err: err.message }, 'sparkplug connection error'));
+    client.on('message', (topic, payload) => o.message(topic, payload));
+  }
+
+  /** QoS 0 and not retained, as Sparkplug wants every message but NDEATH; false when not connected */
+  publish(topic: string, payload: Buffer, done?: (err?: Error) => void): boolean {
+    const client = this.#client;
+    if (!client || !this.connected) return false;
+    client.publish(topic, payload, { qos: 0, retain: false }, done);
+    return true;
+  }
+
+  /**
+   * The primary host went offline: NDEATH, disconnect, and connect again with
+   * the next bdSeq (the session starts over and waits for the host).
+   */
+  async restart(): Promise<void> {
+    const client = this.#client;
+    if (!client) return;
+    await this.#goodbye(client);
+    client.reconnect();
+  }
+
+  /** an intentional disconnect publishes its NDEATH first (the will is only for a death without goodbye) */
+  async stop(): Promise<void> {
+    const client = this.#client;
+    this.#client = undefined;
+    if (!client) return;
+    await this.#goodbye(client);
+  }
+
+  async #goodbye(client: MqttClient): Promise<void> {
+    const wasUp = this.connected;
+    this.#up = false;
+    if (wasUp) {
+      this.#o.offline();
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, NDEATH_WAIT_MS);
+        client.publish(this.#o.deathTopic, this.#death(), { qos: 1, retain: false }, () => { clearTimeout(t); resolve(); });
+      });
+    }
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => client.end(true, {}, () => resolve()), NDEATH_WAIT_MS);
+      // the will is not sent on a normal DISCONNECT: the NDEATH above stands in for it
+      client.end(false, {}, () => { clearTimeout(t); resolve(); });
+    });
+  }
+
+  #death(): Buffer {
+    const now = this.#o.clock.now();
+    return encode({ timestamp: now, metrics: [{ name: 'bdSeq', type: 'Int64', value: this.#bdSeq, timestamp: now }] });
+  }
+
+  #will(): NonNullable<IClientOptions['will']> {
+    return { topic: this.#o.deathTopic, payload: this.#death(), qos: 1, retain: false };
+  }
+}
