@@ -108,7 +108,7 @@ export class EdgeConnection {
   }
 
   async #goodbye(client: MqttClient): Promise<void> {
-    const wasUp = this.connected;
+    const wasUp = this.#up && client.connected;
     this.#up = false;
     if (wasUp) {
       this.#o.offline();

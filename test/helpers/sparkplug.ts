@@ -1,0 +1,83 @@
+// A Sparkplug host for tests: records every message under spBv1.0/# decoded
+// with the protobuf decoder (64-bit numbers as plain numbers), and publishes
+// STATE, NCMD and DCMD the way a host application does.
+import mqtt, { type MqttClient } from 'mqtt';
+import { decode, encode, toNumber, type UMetric, type UPayload } from '../../gateway/outputs/sparkplug/payload.js';
+import { waitFor } from './peers.js';
+
+export interface SpMetric { name?: string; alias?: number; type: string; value: unknown; timestamp?: number; isHistorical?: boolean; properties?: UMetric['properties'] }
+export interface SpMessage { topic: string; verb: string; device?: string; seq?: number; timestamp?: number; metrics: SpMetric[]; retain: boolean; qos: number }
+
+const num = (v: unknown) => (v === undefined || v === null ? undefined : toNumber(v) ?? (v as number));
+
+export function decodeMessage(topic: string, payload: Buffer, retain = false, qos = 0): SpMessage {
+  const p: UPayload = decode(payload);
+  const parts = topic.split('/');
+  const msg: SpMessage = { topic, verb: parts[2]!, metrics: [], retain, qos };
+  if (parts[4] !== undefined) msg.device = parts[4];
+  const seq = num(p.seq), ts = num(p.timestamp);
+  if (seq !== undefined) msg.seq = seq;
+  if (ts !== undefined) msg.timestamp = ts;
+  for (const m of p.metrics ?? []) {
+    const out: SpMetric = { type: m.type, value: typeof m.value === 'object' && m.value !== null ? num(m.value) : m.value };
+    if (m.name !== undefined && m.name !== null) out.name = m.name;
+    const alias = num(m.alias), t = num(m.timestamp);
+    if (alias !== undefined) out.alias = alias;
+    if (t !== undefined) out.timestamp = t;
+    if (m.isHistorical) out.isHistorical = true;
+    if (m.properties) out.properties = m.properties;
+    msg.metrics.push(out);
+  }
+  return msg;
+}
+
+export interface Host {
+  client: MqttClient;
+  messages: SpMessage[];
+  of(verb: string, device?: string): SpMessage[];
+  /** messages of the edge node's session, in arrival order, births to now (NDEATH has no seq) */
+  waitFor(cond: (m: SpMessage[]) => boolean, ms: number, what: string): Promise<void>;
+  state(hostId: string, online: boolean, timestamp?: number): Promise<void>;
+  command(topic: string, metrics: UMetric[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function sparkplugHost(url: string, group = 'edgegate'): Promise<Host> {
+  const client = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 100 });
+  const messages: SpMessage[] = [];
+  client.on('message', (topic, payload, packet) => {
+    // what the edge node publishes, not the commands this host sends
+    if (/^spBv1\.0\/[^/]+\/(NCMD|DCMD)\//.test(topic)) return;
+    messages.push(decodeMessage(topic, payload, packet.retain, packet.qos));
+  });
+  await client.subscribeAsync(`spBv1.0/${group}/#`, { qos: 1 });
+  return {
+    client,
+    messages,
+    of: (verb, device) => messages.filter((m) => m.verb === verb && (device === undefined || m.device === device)),
+    waitFor: (cond, ms, what) => waitFor(() => cond(messages), ms, what),
+    async state(hostId, online, timestamp = Date.now()) {
+      await client.publishAsync(`spBv1.0/STATE/${hostId}`, JSON.stringify({ online, timestamp }), { qos: 1, retain: true });
+    },
+    async command(topic, metrics) {
+      await client.publishAsync(topic, encode({ timestamp: Date.now(), metrics }), { qos: 0 });
+    },
+    close: async () => { await client.endAsync(true); },
+  };
+}
+
+/** seq of every message but NDEATH: each one more than the one before, modulo 256, NBIRTH 0 */
+export function seqBreaks(messages: SpMessage[]): string[] {
+  const out: string[] = [];
+  let prev: number | undefined;
+  for (const m of messages) {
+    if (m.verb === 'NDEATH') { prev = undefined; continue; }
+    if (m.verb === 'NBIRTH') {
+      if (m.seq !== 0) out.push(`NBIRTH seq ${String(m.seq)}`);
+    } else if (prev !== undefined && m.seq !== (prev + 1) % 256) {
+      out.push(`${m.verb} seq ${String(m.seq)} after ${prev}`);
+    }
+    prev = m.seq;
+  }
+  return out;
+}
