@@ -21,6 +21,7 @@ import { benchOpcua, OPCUA_MEMORY_ROW, opcuaChecks, opcuaRatios } from './opcua.
 import { benchPipeline } from './pipeline.js';
 import { messagesRatio, perCpuRatio, table, type Ratio, type Row } from './report.js';
 import { runSerial, type SerialOptions } from './serial.js';
+import { benchSparkplug, SPARKPLUG_ROW } from './sparkplug.js';
 
 const HARD_LIMIT_MS = 10 * 60_000;
 const FOOTNOTES = [
@@ -165,6 +166,16 @@ async function main(): Promise<number> {
   const opcuaRows = await benchOpcua({ quick: args.quick, only });
   if (opcuaRows.some((r) => r.note.startsWith('FAILED'))) failed = true;
   rows.push(...opcuaRows);
+
+  if (only(SPARKPLUG_ROW)) {
+    try {
+      process.stderr.write('bench: sparkplug …\n');
+      rows.push(...benchSparkplug({ quick: args.quick }));
+    } catch (err) {
+      failed = true;
+      rows.push(failedRow(SPARKPLUG_ROW, err));
+    }
+  }
 
   // the buffer rows run as one set: --only buffer
   if (only('buffer replay, buffer writes')) {
