@@ -332,7 +332,8 @@ export class MqttPublisher {
 }
 
 /** runs fn and resolves true when it calls done, false after ms */
-function bounded(ms: number, fn: (done: () => void) => void): Promise<boolean> {
+/** resolves true when fn calls done within ms, else false */
+export function bounded(ms: number, fn: (done: () => void) => void): Promise<boolean> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(false), ms);
     fn(() => { clearTimeout(timer); resolve(true); });

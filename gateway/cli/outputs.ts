@@ -6,6 +6,7 @@ import type { Output } from '../outputs/output.js';
 
 export async function createOutputs(config: ResolvedConfig): Promise<Output[]> {
   const outputs: Output[] = [];
+  if (config.homeassistant.enabled) outputs.push(new (await import('../outputs/homeassistant/index.js')).HomeAssistantOutput());
   if (config.sparkplug.enabled) outputs.push(new (await import('../outputs/sparkplug/index.js')).SparkplugOutput());
   return outputs;
 }
