@@ -13,9 +13,12 @@ const LOOP_SAMPLE_MS = 10;
 export class StatsCollector {
   private readonly histogram: IntervalHistogram;
   private readonly startedAt: number;
+  /** readings_in of all devices, and when, at the last P/stats publish: readings_per_s is the rate since */
+  private rateMark: { readings: number; at: number };
 
   constructor(private readonly clock: Clock) {
     this.startedAt = clock.monotonic();
+    this.rateMark = { readings: 0, at: this.startedAt };
     this.histogram = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
   }
 
@@ -38,12 +41,20 @@ export class StatsCollector {
 
   snapshot(devices: Iterable<DeviceTask>, buffer: BufferStats, resetLoopDelay = true): GatewayStats {
     const perDevice: GatewayStats['devices'] = {};
+    let readings = 0;
     for (const d of devices) {
       perDevice[d.id] = { state: d.status.state, ...d.counters };
+      readings += d.counters.readings_in;
     }
+    const now = this.clock.monotonic();
+    const elapsed = (now - this.rateMark.at) / 1000;
+    // a removed device takes its count with it: never a negative rate
+    const rate = elapsed > 0 ? Math.max(0, readings - this.rateMark.readings) / elapsed : 0;
+    if (resetLoopDelay) this.rateMark = { readings, at: now };
     return {
       ts: this.clock.now(),
-      uptime_s: Math.round((this.clock.monotonic() - this.startedAt) / 1000),
+      uptime_s: Math.round((now - this.startedAt) / 1000),
+      readings_per_s: Math.round(rate * 10) / 10,
       rss_bytes: process.memoryUsage.rss(),
       event_loop_delay_p99_ms: this.eventLoopP99Ms(resetLoopDelay),
       buffer,

@@ -62,6 +62,8 @@ export interface GatewayContext {
 export interface GatewayStats {
   ts: number;
   uptime_s: number;
+  /** readings read from all devices per second since the previous P/stats */
+  readings_per_s: number;
   rss_bytes: number;
   event_loop_delay_p99_ms: number;
   buffer: BufferStats;
