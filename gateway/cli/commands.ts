@@ -17,6 +17,9 @@ Usage:
                                       list the variables of an OPC UA server
                                       (edgegate browse --help: security and user options)
   edgegate ports [--json]             list serial ports
+  edgegate homeassistant --clear [--config FILE]
+                                      remove this gateway's Home Assistant discovery
+                                      configs from the broker
   edgegate --version | --help
 
 Exit codes: 0 done, 1 runtime failure, 2 usage error, 69 Node.js too old,
@@ -26,7 +29,7 @@ Logs on stdout: log.format json, pretty or journal (auto: journal under systemd,
 `;
 
 /** commands with a usage text of their own; the others answer --help with this one */
-const OWN_HELP = new Set(['validate', 'browse']);
+const OWN_HELP = new Set(['validate', 'browse', 'homeassistant']);
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
@@ -58,6 +61,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./ports.js')).portsCommand(args);
     case 'browse':
       return (await import('./browse.js')).browseCommand(args);
+    case 'homeassistant':
+      return (await import('./homeassistant.js')).homeassistantCommand(args);
     default:
       throw new UsageError(`unknown command "${command}"`);
   }

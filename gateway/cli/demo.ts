@@ -102,6 +102,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     buffer: { dir: join(dir, 'buffer') },
     batch: { max_wait: '1s', max_readings: 100 },
     stats_interval: '10s',
+    homeassistant: { enabled: true },
     devices: [{
       id: DEVICE, driver: 'serial', port: instrument.port, baud_rate: 9600, format: 'kv',
       tags: {
