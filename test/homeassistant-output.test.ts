@@ -1,0 +1,71 @@
+// The Home Assistant output in process, with its waits shortened: HA's birth
+// message (HA restarted) brings discovery and the latest states out again,
+// once for a burst of births, after the delay; "offline" brings nothing.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import mqtt from 'mqtt';
+import { parseConfigText } from '../config/load.js';
+import { Gateway } from '../gateway/gateway.js';
+import { HomeAssistantOutput } from '../gateway/outputs/homeassistant/index.js';
+import { gatewayConfig, serialDevice } from './helpers/e2e.js';
+import { assertDiscovery } from './helpers/ha-discovery.js';
+import { collect, startMosquitto } from './helpers/mosquitto.js';
+import { captureLog, cleanupsAfterEach } from './helpers/mqtt-fixtures.js';
+import { requirePeer, sleep, tempDir, waitFor } from './helpers/peers.js';
+import { openInstrument, ptyPair } from './helpers/socat.js';
+
+const enabled = requirePeer('mosquitto', 'the gateway publishes to a real broker') && requirePeer('socat', 'serial ports are socat pty pairs');
+const cleanups = cleanupsAfterEach(test);
+
+const CONFIG = 'homeassistant/device/edgegate_gw1_s1/config';
+const STATE = 'edgegate/gw1/devices/s1/tags/n';
+
+if (enabled) {
+  test('HA\'s birth republishes discovery and tag states after the delay, once for a burst; "offline" does not', async () => {
+    const tmp = tempDir();
+    cleanups.push(() => tmp.remove());
+    const broker = await startMosquitto();
+    cleanups.push(() => broker.stop());
+    const pty = await ptyPair(tmp.dir);
+    cleanups.push(() => pty.stop());
+    const loaded = parseConfigText(JSON.stringify(gatewayConfig(broker.url, tmp.dir, [serialDevice('s1', pty.device, { tags: { n: { type: 'integer' } } })], {
+      homeassistant: { enabled: true },
+    })), 'config.json');
+    assert.ok(loaded.ok, loaded.ok ? '' : loaded.errors.join('\n'));
+    if (!loaded.ok) return;
+    const sub = await collect(broker.url, '#');
+    cleanups.push(() => sub.close());
+    const births: number[] = [];
+    const output = new HomeAssistantOutput({ scanMs: 200, birthDelayMs: () => { births.push(Date.now()); return 300; } });
+    const { log } = captureLog();
+    const gw = new Gateway(loaded.config, { log, outputs: [output] });
+    cleanups.push(() => gw.stop());
+    await gw.start();
+    const instrument = await openInstrument(pty.instrument);
+    cleanups.push(() => instrument.close());
+    await waitFor(() => sub.messages.some((m) => m.topic === CONFIG), 10_000, 'the discovery config');
+    assertDiscovery(CONFIG, sub.messages.find((m) => m.topic === CONFIG)!.payload);
+    await waitFor(() => sub.messages.some((m) => m.topic === 'edgegate/gw1/devices/s1/status' && m.payload.includes('"connected"')), 10_000, 's1 connected');
+    await instrument.write('n=7\n');
+    await waitFor(() => sub.messages.some((m) => m.topic === STATE), 5000, 'the tag state');
+    const count = (topic: string) => sub.messages.filter((m) => m.topic === topic).length;
+    await sleep(300);
+    const [configs, states] = [count(CONFIG), count(STATE)];
+
+    const ha = await mqtt.connectAsync(broker.url);
+    cleanups.push(() => ha.endAsync());
+    await ha.publishAsync('homeassistant/status', 'offline', { qos: 1 });
+    await sleep(600);
+    assert.equal([count(CONFIG), count(STATE)], [configs, states], '"offline" republishes nothing');
+
+    for (let i = 0; i < 3; i++) await ha.publishAsync('homeassistant/status', 'online', { qos: 1 });
+    await waitFor(() => count(CONFIG) > configs && count(STATE) > states, 5000, 'discovery and states again');
+    await sleep(800);
+    assert.equal([count(CONFIG), count(STATE)], [configs + 1, states + 1], 'once for the burst');
+    assert.is(births.length, 3, 'each birth restarted the delay');
+    const state = sub.messages.filter((m) => m.topic === STATE).at(-1)!;
+    assert.is((JSON.parse(state.payload) as { value: number }).value, 7);
+  });
+}
+
+test.run();
