@@ -25,6 +25,7 @@ const devices = [
     tags: {
       T: { name: 'temperature', unit: '°C', device_class: 'temperature', deadband: 0.2 },
       count: { type: 'integer', state_class: 'total_increasing' },
+      energy: { type: 'number', unit: 'kWh', device_class: 'energy' },
       raw: {},
       label: { type: 'string' },
       'flow.rate': { type: 'number', decimals: 2, writable: true, min: 0, max: 50, unit: 'L/min' },
@@ -68,6 +69,7 @@ test('platforms follow type and writable; numbers get a range, a step from decim
     val_tpl: '{{ value_json.value }}', unit_of_meas: '°C', dev_cla: 'temperature', stat_cla: 'measurement',
   });
   assert.is(b.count!.stat_cla, 'total_increasing', 'a state_class set wins over the default');
+  assert.is(b.energy!.stat_cla, undefined, 'no default measurement where HA refuses it (energy is a total)');
   assert.is(b.raw!.p, 'sensor');
   assert.is(b.raw!.stat_cla, undefined, 'an untyped tag may carry text: no state class');
   assert.is(b.label!.stat_cla, undefined);

@@ -33,6 +33,12 @@ export interface DiscoveryPayload {
 
 /** the bound of a number entity whose tag sets no min/max (HA's own default range is 1..100, and it drops states outside) */
 const UNBOUNDED = Number.MAX_SAFE_INTEGER;
+/**
+ * device classes with which HA refuses state class `measurement` (totals,
+ * money, angles, non-numeric): a number tag of these gets no default state
+ * class, the config says which (sensor/const.py DEVICE_CLASS_STATE_CLASSES)
+ */
+const NOT_MEASUREMENT = new Set(['energy', 'gas', 'monetary', 'volume', 'water', 'wind_direction', 'date', 'enum', 'timestamp']);
 /** HA's number entity refuses a step below 0.001 */
 const MIN_STEP = 0.001;
 
@@ -113,7 +119,7 @@ function tagComponent(ctx: DiscoveryContext, device: DeviceConfig, name: string,
     case 'sensor':
       // a state class makes HA keep long-term statistics, and needs numbers
       if (tag.state_class !== undefined) c.stat_cla = tag.state_class;
-      else if (type === 'number' || type === 'integer') c.stat_cla = 'measurement';
+      else if ((type === 'number' || type === 'integer') && !NOT_MEASUREMENT.has(tag.device_class ?? '')) c.stat_cla = 'measurement';
       break;
     case 'binary_sensor':
       c.val_tpl = "{{ 'ON' if value_json.value else 'OFF' }}";
