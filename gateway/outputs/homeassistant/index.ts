@@ -111,6 +111,8 @@ export class HomeAssistantOutput implements Output {
       for (const topic of stale) this.publish(topic, '');
       if (stale.length > 0) this.ctx!.log.info({ component: 'homeassistant', cleared: stale }, 'home assistant: configs of devices no longer configured cleared');
     } catch (err) {
+      // the connection went during the scan: the next connect scans again
+      this.scanned = false;
       if (this.errors?.take()) this.errors.warn({ err: err instanceof Error ? err.message : String(err) }, 'home assistant discovery: stale config scan failed');
     }
   }
