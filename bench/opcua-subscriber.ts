@@ -1,8 +1,9 @@
 // The counting subscriber of the OPC UA benchmarks. The simulated server sets
 // every counter v<i> to the tick number k, every tick, so a reading
 // (v<i>, k) says exactly which change it carries. Within one variable the
-// changes arrive in order; a window [k0, k1] of ticks is counted per variable
-// with two numbers, whatever the number of variables.
+// changes arrive in order; each (variable, tick) of a window [k0, k1] is
+// marked in a bitmap as it arrives: found, missing and duplicates are exact
+// counts, not rates.
 import { connect, type MqttClient } from 'mqtt';
 
 export type OpcuaLayout =
@@ -23,13 +24,17 @@ export class TickCounter {
   private k0 = Infinity;
   private k1 = Infinity;
   private readonly last: Int32Array;
-  private readonly inWindow: Int32Array;
+  /** one byte per (variable, tick - k0): variable i's ticks at i * span … */
+  private seen = new Uint8Array(0);
+  private span = 0;
+  /** (variable, tick) pairs of the window that arrived, and those that arrived again */
+  found = 0;
+  duplicates = 0;
   private lat = new Float64Array(1 << 16);
   private nLat = 0;
 
   private constructor(private readonly client: MqttClient, private readonly layout: OpcuaLayout, variables: number) {
     this.last = new Int32Array(variables).fill(-1);
-    this.inWindow = new Int32Array(variables);
   }
 
   static async connect(url: string, layout: OpcuaLayout, variables: number): Promise<TickCounter> {
@@ -46,17 +51,39 @@ export class TickCounter {
     return c;
   }
 
-  /** counts ticks k0..k1 (inclusive) from now on */
+  /** counts ticks k0..k1 (inclusive) from now on; a new k0 starts a new count */
   window(k0: number, k1: number): void {
+    if (k0 !== this.k0) {
+      this.span = 64;
+      this.seen = new Uint8Array(this.last.length * this.span);
+      this.found = 0;
+      this.duplicates = 0;
+    }
     this.k0 = k0;
     this.k1 = k1;
   }
 
-  /** changes of the window that arrived */
+  /** changes of the window that arrived (each once) */
   delivered(): number {
-    let n = 0;
-    for (let i = 0; i < this.inWindow.length; i++) n += this.inWindow[i] as number;
-    return n;
+    return this.found;
+  }
+
+  /** the (variable, tick) pairs of the window that never arrived: how many, and the first few */
+  missing(): { count: number; first: string[] } {
+    const first: string[] = [];
+    let count = 0;
+    const ticks = Math.min(this.span, this.k1 - this.k0 + 1);
+    if (!Number.isFinite(ticks) || ticks <= 0) return { count, first };
+    for (let i = 0; i < this.last.length; i++) {
+      for (let j = 0; j < ticks; j++) {
+        if (this.seen[i * this.span + j]) continue;
+        count++;
+        if (first.length < 5) first.push(`v${i}@${this.k0 + j}`);
+      }
+    }
+    // ticks beyond the bitmap's span were never seen at all
+    count += this.last.length * Math.max(0, this.k1 - this.k0 + 1 - this.span);
+    return { count, first };
   }
 
   /** variables that reported at least once */
@@ -95,16 +122,32 @@ export class TickCounter {
     const i = Number(tag.slice(1));
     if (!(i >= 0 && i < this.last.length) || typeof k !== 'number') return;
     if (k > this.maxTick) this.maxTick = k;
-    if (k <= (this.last[i] as number)) return;
-    this.last[i] = k;
+    if (k > (this.last[i] as number)) this.last[i] = k;
     if (k < this.k0 || k > this.k1) return;
-    this.inWindow[i] = (this.inWindow[i] as number) + 1;
+    const j = k - this.k0;
+    if (j >= this.span) this.grow(j);
+    const at = i * this.span + j;
+    if (this.seen[at]) {
+      this.duplicates++;
+      return;
+    }
+    this.seen[at] = 1;
+    this.found++;
     if (this.nLat === this.lat.length) {
       const grown = new Float64Array(this.lat.length * 2);
       grown.set(this.lat);
       this.lat = grown;
     }
     this.lat[this.nLat++] = now - ts;
+  }
+
+  private grow(j: number): void {
+    let span = this.span * 2;
+    while (span <= j) span *= 2;
+    const grown = new Uint8Array(this.last.length * span);
+    for (let i = 0; i < this.last.length; i++) grown.set(this.seen.subarray(i * this.span, (i + 1) * this.span), i * span);
+    this.seen = grown;
+    this.span = span;
   }
 
   private onStats(now: number, payload: Buffer): void {

@@ -3,7 +3,12 @@
 export interface Row {
   name: string;
   readings_per_s: number | null;
+  /** values of the source (ticks of a variable, counter lines) found on the subscriber, each once */
+  found?: number | null;
+  /** values of the source never found on the subscriber */
   lost: number | null;
+  /** values found more than once */
+  duplicates?: number | null;
   cpu_pct: number | null;
   rss_mb: number | null;
   loop_p99_ms: number | null;
@@ -24,7 +29,9 @@ export interface Ratio {
 const COLUMNS: Array<{ key: keyof Row; title: string; width: number; digits?: number }> = [
   { key: 'name', title: 'name', width: 36 },
   { key: 'readings_per_s', title: 'readings/s', width: 11, digits: 0 },
-  { key: 'lost', title: 'lost', width: 8, digits: 0 },
+  { key: 'found', title: 'found', width: 9, digits: 0 },
+  { key: 'lost', title: 'missing', width: 8, digits: 0 },
+  { key: 'duplicates', title: 'dups', width: 5, digits: 0 },
   { key: 'cpu_pct', title: 'cpu %', width: 7, digits: 1 },
   { key: 'rss_mb', title: 'rss MB', width: 7, digits: 1 },
   { key: 'loop_p99_ms', title: 'loop p99', width: 9, digits: 1 },

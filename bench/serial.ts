@@ -201,7 +201,9 @@ export async function runSerial(o: SerialOptions): Promise<Row> {
     return {
       name: o.name,
       readings_per_s: seconds > 0 ? Math.round(s.readings / seconds) : null,
+      found: s.unique,
       lost,
+      duplicates: s.duplicates,
       cpu_pct: w.seconds > 0 ? Math.round((w.cpu_s / w.seconds) * 1000) / 10 : null,
       rss_mb: Math.round((w.max_rss / 2 ** 20) * 10) / 10,
       loop_p99_ms: loop,
