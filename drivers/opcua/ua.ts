@@ -14,10 +14,14 @@
 import { format } from 'node:util';
 import { setDebugLogger, setErrorLogger, setWarningLogger } from 'node-opcua-client';
 import type { Logger } from '../../gateway/types.js';
+import { installFastDateTime } from './datetime.js';
 
 export * from 'node-opcua-client';
 export { OPCUACertificateManager } from 'node-opcua-certificate-manager';
 export { InMemoryCertificateKeyPairProvider } from 'node-opcua-common';
+
+// every OPC UA timestamp decoded from here on is made without 64-bit Longs (see datetime.ts)
+installFastDateTime();
 
 let sink: Logger | undefined;
 const ANSI = /\u001b\[[0-9;]*m/g;
