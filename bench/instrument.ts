@@ -3,20 +3,23 @@
 // kv lines with a counter, `n=123;T=21.53;H=40.2\n`, either paced to a baud
 // rate (a pty ignores the baud rate, so the pacing is done here: every 10 ms
 // the bytes due by then are written, a line may straddle two writes as on a
-// real wire) or as fast as the pty takes them. It ends at a line boundary and
+// real wire), or as fast as the pty takes them, or N lines a second each
+// carrying the time it was written (`lines:N`: `n=12;t=1764250000123\n`), for
+// latency from the wire to the subscriber. It ends at a line boundary and
 // prints one JSON line: {"lines":…,"bytes":…,"start":…,"end":…,"cpu_s":…}.
 //
-//   node dist/bench/instrument.js PATH SECONDS BAUD|unpaced
+//   node dist/bench/instrument.js PATH SECONDS BAUD|unpaced|lines:N
 import { openInstrument } from '../test/helpers/socat.js';
 
 const [path, secondsArg, modeArg] = process.argv.slice(2);
 if (path === undefined || secondsArg === undefined || modeArg === undefined) {
-  console.error('usage: instrument.js PATH SECONDS BAUD|unpaced');
+  console.error('usage: instrument.js PATH SECONDS BAUD|unpaced|lines:N');
   process.exit(2);
 }
 const seconds = Number(secondsArg);
 const STALL_MS = 5000;
-const baud = modeArg === 'unpaced' ? undefined : Number(modeArg);
+const linesPerS = modeArg.startsWith('lines:') ? Number(modeArg.slice(6)) : undefined;
+const baud = modeArg === 'unpaced' || linesPerS !== undefined ? undefined : Number(modeArg);
 
 let n = 0;
 /** the next line of the instrument */
@@ -44,7 +47,17 @@ setTimeout(() => {
   process.exit(1);
 }, seconds * 1000 + STALL_MS).unref();
 
-if (baud === undefined) {
+if (linesPerS !== undefined) {
+  // one line per period, stamped as it is written
+  const period = 1000 / linesPerS;
+  for (let due = start; due < until; due += period) {
+    const wait = due - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const chunk = Buffer.from(`n=${n++};t=${Date.now()}\n`, 'latin1');
+    await port.write(chunk);
+    bytes += chunk.length;
+  }
+} else if (baud === undefined) {
   // each write waits until the pty took it: as fast as the reader drains it
   while (Date.now() < until) {
     const chunk = lines(16 * 1024);

@@ -15,6 +15,7 @@ import { cpus, loadavg, release, type as osType } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { which } from '../test/helpers/peers.js';
 import { benchBuffer } from './buffer.js';
+import { benchFlood, floodChecks } from './flood.js';
 import { benchMemory, MEMORY_ROWS } from './memory.js';
 import { benchModbus, modbusTargets } from './modbus.js';
 import { benchOpcua, OPCUA_MEMORY_ROW, opcuaChecks, opcuaRatios } from './opcua.js';
@@ -177,6 +178,10 @@ async function main(): Promise<number> {
     }
   }
 
+  const floodRows = await benchFlood({ quick: args.quick, only });
+  if (floodRows.some((r) => r.note.startsWith('FAILED'))) failed = true;
+  rows.push(...floodRows);
+
   // the buffer rows run as one set: --only buffer
   if (only('buffer replay, buffer writes')) {
     const bufferRows = await benchBuffer({ quick: args.quick });
@@ -193,7 +198,7 @@ async function main(): Promise<number> {
     ...opcuaRatios(rows),
   ];
   const machine = { os: `${osType()} ${release()}`, cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', node: process.version, loadavg_at_start: loadAtStart };
-  const results = [...checks(rows), ...modbusTargets(rows), ...opcuaChecks(rows)];
+  const results = [...checks(rows), ...modbusTargets(rows), ...opcuaChecks(rows), ...floodChecks(rows)];
   console.log(`\nedgegate bench — ${started.toISOString()} — ${machine.os}, ${machine.cpus} × ${machine.cpu_model}, node ${machine.node}, load ${loadAtStart.join(' ')}\n`);
   console.log(table(rows, ratios, FOOTNOTES));
   console.log('');

@@ -4,12 +4,15 @@
 import { connect, type MqttClient } from 'mqtt';
 
 export type Layout =
-  /** gateway batches on P/devices/<id>/data, stats on P/stats */
-  | { kind: 'gateway'; prefix: string; device: string }
+  /** gateway batches on P/devices/<id>/data, stats on P/stats; with sentTag, latency from that tag's value (the instrument's write time) */
+  | { kind: 'gateway'; prefix: string; device: string; sentTag?: string }
   /** one message per reading on P/<tag> */
   | { kind: 'naive'; prefix: string };
 
-export interface StatsSample { at: number; ts: number; loop_p99_ms: number; rss_bytes: number; dropped_batches: number; device: Record<string, number | string> }
+export interface StatsSample {
+  at: number; ts: number; loop_p99_ms: number; rss_bytes: number; dropped_batches: number; device: Record<string, number | string>;
+  devices: Record<string, Record<string, number | string>>;
+}
 
 export class CountingSubscriber {
   /** messages carrying readings (batches, or single readings) */
@@ -59,7 +62,15 @@ export class CountingSubscriber {
       const batch = JSON.parse(payload.toString('utf8')) as { readings: Array<{ tag: string; value: unknown; ts: number }> };
       this.dataMessages++;
       this.readings += batch.readings.length;
-      for (const r of batch.readings) if (r.tag === 'n') this.count(r.value as number, now - r.ts);
+      const sent = l.sentTag;
+      if (sent === undefined) {
+        for (const r of batch.readings) if (r.tag === 'n') this.count(r.value as number, now - r.ts);
+      } else {
+        for (const r of batch.readings) {
+          if (r.tag === 'n') this.count(r.value as number, undefined);
+          else if (r.tag === sent) this.addLatency(now - (r.value as number));
+        }
+      }
     } else {
       this.dataMessages++;
       this.readings++;
@@ -78,10 +89,10 @@ export class CountingSubscriber {
       buffer?: { dropped_batches?: number }; devices?: Record<string, Record<string, number | string>>;
     };
     const device = this.layout.kind === 'gateway' ? s.devices?.[this.layout.device] ?? {} : {};
-    this.stats.push({ at: now, ts: s.ts, loop_p99_ms: s.event_loop_delay_p99_ms, rss_bytes: s.rss_bytes, dropped_batches: s.buffer?.dropped_batches ?? 0, device });
+    this.stats.push({ at: now, ts: s.ts, loop_p99_ms: s.event_loop_delay_p99_ms, rss_bytes: s.rss_bytes, dropped_batches: s.buffer?.dropped_batches ?? 0, device, devices: s.devices ?? {} });
   }
 
-  private count(n: number, latency: number): void {
+  private count(n: number, latency: number | undefined): void {
     if (!Number.isInteger(n) || n < 0) return;
     while (n >= this.seen.length) {
       const grown = new Uint8Array(this.seen.length * 2);
@@ -94,6 +105,10 @@ export class CountingSubscriber {
     }
     this.seen[n] = 1;
     this.unique++;
+    if (latency !== undefined) this.addLatency(latency);
+  }
+
+  private addLatency(latency: number): void {
     if (this.nLat === this.lat.length) {
       const grown = new Float64Array(this.lat.length * 2);
       grown.set(this.lat);
