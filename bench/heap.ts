@@ -12,7 +12,7 @@ import { runOpcuaPhase } from './opcua.js';
 /** the parts whose retained size is reported: node-opcua's client side, the driver, the core's per-device state */
 export const RETAINED = [
   'ClientSubscriptionImpl', 'ClientMonitoredItemGroupImpl', 'ClientMonitoredItemImpl', 'ClientSessionImpl', 'OPCUAClientImpl',
-  'MonitoredTags', 'RawMonitor', 'OpcuaConnection', 'TagPipeline', 'Batcher', 'DeviceTask', 'Gateway',
+  'MonitoredTags', 'OpcuaConnection', 'TagPipeline', 'Batcher', 'DeviceTask', 'Gateway',
 ];
 
 async function main(argv: string[]): Promise<void> {
