@@ -47,7 +47,15 @@ async function ptyInstrument(dir: string): Promise<Instrument | undefined> {
   process.once('exit', killOnExit);
   const fd = openSync(instr, 'r+');
   const next = sensorLines();
-  const timer = setInterval(() => writeSync(fd, next()), LINE_INTERVAL_MS);
+  // the gateway closing its end at a stop makes socat exit, and the pty then refuses writes (EIO):
+  // the instrument falls silent instead of ending the demo with an uncaught error
+  const timer = setInterval(() => {
+    try {
+      writeSync(fd, next());
+    } catch {
+      clearInterval(timer);
+    }
+  }, LINE_INTERVAL_MS);
   return {
     port: device,
     kind: `socat pty pair (instrument end: ${instr})`,
