@@ -2,14 +2,14 @@
 // bench/opcua.ts (5,000 integer variables, every one changing per round,
 // batches of 500): bytes per reading on the wire (MQTT payload) and CPU per
 // reading. In process, no broker: the JSON side is the core's own Batcher,
-// the Sparkplug side the edge node's own DDATA code (alias metrics, Tahu's
-// encoder). The core always builds the JSON batch; a Sparkplug reading costs
+// the Sparkplug side the edge node's own DDATA code (alias metrics without
+// datatype, through the protobufjs Payload type of Tahu's encoder). The core always builds the JSON batch; a Sparkplug reading costs
 // its CPU on top of that.
 import type { Batch, Reading } from '../gateway/types.js';
 import { Batcher } from '../gateway/batcher.js';
 import { systemClock } from '../gateway/clock.js';
 import { Aliases, dataMetric, defineDevice } from '../gateway/outputs/sparkplug/births.js';
-import { encode, type UMetric } from '../gateway/outputs/sparkplug/payload.js';
+import { encodeData, type UMetric } from '../gateway/outputs/sparkplug/payload.js';
 import { opcuaDevice } from '../config/schema.js';
 import type { Row } from './report.js';
 
@@ -49,7 +49,7 @@ export function benchSparkplug(opts: { quick?: boolean } = {}): Row[] {
   for (let i = 0; i < readings.length; i += 500) {
     const metrics: UMetric[] = [];
     for (const r of readings.slice(i, i + 500)) metrics.push(dataMetric(def.byName.get(r.tag)!, r, false));
-    spBytes += encode({ timestamp: Date.now(), seq: spSeq, metrics }).length;
+    spBytes += encodeData({ timestamp: Date.now(), seq: spSeq, metrics }).length;
     spSeq = (spSeq + 1) % 256;
   }
   const spCpu = cpuUs() - c;

@@ -9,6 +9,7 @@ import { parseConfigText } from '../config/load.js';
 import { createOutputs } from '../gateway/cli/outputs.js';
 import { Gateway } from '../gateway/gateway.js';
 import type { SparkplugOutput } from '../gateway/outputs/sparkplug/index.js';
+import { encodeData } from '../gateway/outputs/sparkplug/payload.js';
 import { gatewayConfig, serialDevice } from './helpers/e2e.js';
 import { collect, startMosquitto } from './helpers/mosquitto.js';
 import { captureLog, cleanupsAfterEach } from './helpers/mqtt-fixtures.js';
@@ -32,7 +33,7 @@ async function rig(sparkplug: Record<string, unknown>, batch: Record<string, unk
   cleanups.push(() => host.close());
   const cfg = gatewayConfig(broker.url, tmp.dir, [serialDevice('s1', pty.device, {
     write_template: 'SET {tag} {value}\n',
-    tags: { n: { type: 'integer' }, t: { type: 'number' }, sp: { type: 'number', writable: true, max: 10 } },
+    tags: { n: { type: 'integer' }, t: { type: 'number' }, sp: { type: 'number', writable: true, max: 10 }, k: { type: 'integer', writable: true } },
   })], { sparkplug: { enabled: true, ...sparkplug }, batch });
   const loaded = parseConfigText(JSON.stringify(cfg), 'config.json');
   if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
@@ -76,7 +77,7 @@ if (enabled) {
     assert.ok(nbirth.metrics.some((m) => m.name === 'Gateway/Readings per second'));
     const dbirth = host.of('DBIRTH', 's1')[0]!;
     assert.is(dbirth.seq, 1);
-    assert.equal(dbirth.metrics.map((m) => [m.name, m.type, m.value]), [['n', 'Int64', null], ['t', 'Double', null], ['sp', 'Double', null]]);
+    assert.equal(dbirth.metrics.map((m) => [m.name, m.type, m.value]), [['n', 'Int64', null], ['t', 'Double', null], ['sp', 'Double', null], ['k', 'Int64', null]]);
     const aliases = dbirth.metrics.map((m) => m.alias!);
     assert.is(new Set([...aliases, ...nbirth.metrics.map((m) => m.alias).filter((a) => a !== undefined)]).size, aliases.length + nbirth.metrics.length - 2, 'aliases unique across the node');
 
@@ -88,7 +89,10 @@ if (enabled) {
     await host.waitFor((m) => values(m.filter((x) => x.verb === 'DDATA'), n).length >= 300, 30_000, '300 DDATA');
     const ddata = host.of('DDATA', 's1');
     assert.equal(values(ddata, n), Array.from({ length: 300 }, (_, i) => i + 1), 'every reading, in order');
+    assert.is(nbirth.datatypes, nbirth.metrics.length, 'births carry every datatype');
+    assert.is(dbirth.datatypes, dbirth.metrics.length);
     for (const d of ddata) {
+      assert.is(d.datatypes, 0, 'DDATA carries no datatype (payloads-metric-datatype-not-req)');
       for (const m of d.metrics) {
         assert.is(m.name, undefined, 'DDATA carries no names');
         assert.ok(aliases.includes(m.alias!), `alias ${String(m.alias)} is one of the DBIRTH`);
@@ -116,8 +120,12 @@ if (enabled) {
     await host.command(topic('DCMD', 's1'), [{ name: 'n', type: 'Int64', value: 1 }]);
     await host.command(topic('DCMD', 's1'), [{ alias: aliasOf(dbirth, 'sp')!, type: 'Double', value: 3 }]);
     await waitFor(() => instrument.received.includes('SET sp 3\n'), 5000, 'DCMD by alias written');
+    // a host may leave the datatype out of a command, as of data: the DBIRTH's one applies
+    // (an Int64 travels as a uint64: only the datatype says -3 is not 2^64 - 3)
+    await host.client.publishAsync(topic('DCMD', 's1'), encodeData({ timestamp: Date.now(), metrics: [{ alias: aliasOf(dbirth, 'k')!, type: 'Int64', value: -3 }] }));
+    await waitFor(() => instrument.received.includes('SET k -3\n'), 5000, 'DCMD without datatype written');
     await waitFor(() => r.output.counters.refused_commands === 2, 5000, 'two refusals counted');
-    assert.is(instrument.received, 'SET sp 7.5\nSET sp 3\n');
+    assert.is(instrument.received, 'SET sp 7.5\nSET sp 3\nSET k -3\n');
 
     // the device's port vanishes: DDEATH, seq still continuous
     await r.pty.stop();

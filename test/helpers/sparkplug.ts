@@ -1,19 +1,29 @@
 // A Sparkplug host for tests: records every message under spBv1.0/# decoded
-// with the protobuf decoder (64-bit numbers as plain numbers), and publishes
-// STATE, NCMD and DCMD the way a host application does.
+// with the protobuf decoder (64-bit numbers as plain numbers; a data
+// metric's datatype, absent on the wire, from the birth that defined its
+// alias, as a host application does), and publishes STATE, NCMD and DCMD the
+// way a host application does.
 import mqtt, { type MqttClient } from 'mqtt';
-import { decode, encode, toNumber, type UMetric, type UPayload } from '../../gateway/outputs/sparkplug/payload.js';
+import proto from 'sparkplug-payload/lib/sparkplugPayloadProto.js';
+import { decode, encode, toNumber, type DataType, type UMetric, type UPayload } from '../../gateway/outputs/sparkplug/payload.js';
 import { waitFor } from './peers.js';
 
 export interface SpMetric { name?: string; alias?: number; type: string; value: unknown; timestamp?: number; isHistorical?: boolean; properties?: UMetric['properties'] }
-export interface SpMessage { topic: string; verb: string; device?: string; seq?: number; timestamp?: number; metrics: SpMetric[]; retain: boolean; qos: number }
+export interface SpMessage {
+  topic: string; verb: string; device?: string; seq?: number; timestamp?: number; metrics: SpMetric[]; retain: boolean; qos: number;
+  /** how many metrics carry a datatype on the wire */
+  datatypes: number;
+}
 
 const num = (v: unknown) => (v === undefined || v === null ? undefined : toNumber(v) ?? (v as number));
 
-export function decodeMessage(topic: string, payload: Buffer, retain = false, qos = 0): SpMessage {
-  const p: UPayload = decode(payload);
+/** types: alias → datatype of the births, by device ('' for the node) */
+export function decodeMessage(topic: string, payload: Buffer, retain = false, qos = 0, types?: Map<string, Map<number, DataType>>): SpMessage {
   const parts = topic.split('/');
-  const msg: SpMessage = { topic, verb: parts[2]!, metrics: [], retain, qos };
+  const known = types?.get(parts[4] ?? '');
+  const p: UPayload = decode(payload, (m) => (m.alias !== undefined ? known?.get(m.alias) : undefined));
+  const datatypes = proto.org.eclipse.tahu.protobuf.Payload.decode(payload).metrics.filter((m) => Object.hasOwn(m, 'datatype')).length;
+  const msg: SpMessage = { topic, verb: parts[2]!, metrics: [], retain, qos, datatypes };
   if (parts[4] !== undefined) msg.device = parts[4];
   const seq = num(p.seq), ts = num(p.timestamp);
   if (seq !== undefined) msg.seq = seq;
@@ -45,10 +55,16 @@ export interface Host {
 export async function sparkplugHost(url: string, group = 'edgegate'): Promise<Host> {
   const client = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 100 });
   const messages: SpMessage[] = [];
+  const types = new Map<string, Map<number, DataType>>();
   client.on('message', (topic, payload, packet) => {
     // what the edge node publishes, not the commands this host sends
     if (/^spBv1\.0\/[^/]+\/(NCMD|DCMD)\//.test(topic)) return;
-    messages.push(decodeMessage(topic, payload, packet.retain, packet.qos));
+    const msg = decodeMessage(topic, payload, packet.retain, packet.qos, types);
+    if (msg.verb === 'NBIRTH') types.clear();
+    if (msg.verb === 'NBIRTH' || msg.verb === 'DBIRTH') {
+      types.set(msg.device ?? '', new Map(msg.metrics.filter((m) => m.alias !== undefined).map((m) => [m.alias!, m.type as DataType])));
+    }
+    messages.push(msg);
   });
   await client.subscribeAsync(`spBv1.0/${group}/#`, { qos: 1 });
   return {

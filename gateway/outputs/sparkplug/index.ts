@@ -17,7 +17,7 @@ import { Aliases, birthMetrics, dataMetric, defineDevice, type DeviceDefinition 
 import { EdgeConnection } from './connection.js';
 import { Forwarder, openForwardBuffer } from './forward.js';
 import { NodeMetrics } from './node-metrics.js';
-import { commandValue, decode, encode, toNumber, type UMetric, type UPayload } from './payload.js';
+import { commandValue, decode, encode, encodeData, toNumber, type UMetric, type UPayload } from './payload.js';
 
 const LOG_INTERVAL_MS = 10_000;
 export const REBIRTH = 'Node Control/Rebirth';
@@ -221,11 +221,12 @@ export class SparkplugOutput implements Output {
     if (metrics.length > 0) this.#publish('NDATA', undefined, { timestamp: this.#ctx.clock.now(), metrics });
   }
 
-  /** every message but NDEATH carries the next seq (0–255, wrapping; NBIRTH 0) */
+  /** every message but NDEATH carries the next seq (0–255, wrapping; NBIRTH 0); data goes without datatypes */
   #publish(verb: string, device: string | undefined, payload: UPayload, done?: (err?: Error) => void): boolean {
     payload.seq = verb === 'NBIRTH' ? 0 : this.#seq;
     const topic = `${this.#topic}/${verb}/${this.#ctx.config().sparkplug.edge_node_id}${device !== undefined ? `/${device}` : ''}`;
-    const sent = this.#conn!.publish(topic, encode(payload), done);
+    const bytes = verb === 'DDATA' || verb === 'NDATA' ? encodeData(payload) : encode(payload);
+    const sent = this.#conn!.publish(topic, bytes, done);
     if (sent) this.#seq = (payload.seq + 1) % 256;
     return sent;
   }
@@ -237,8 +238,10 @@ export class SparkplugOutput implements Output {
     const parts = topic.split('/');
     const verb = parts[2];
     let decoded: UPayload;
+    // a command may leave the datatype out (as data messages should): the birth's one applies
+    const def = verb === 'DCMD' && parts[4] !== undefined ? this.#defs.get(parts[4]) : undefined;
     try {
-      decoded = decode(payload);
+      decoded = decode(payload, (m) => (m.name != null ? def?.byName.get(m.name) : m.alias !== undefined ? def?.byAlias.get(m.alias) : undefined)?.type);
     } catch (err) {
       return this.#refuse(topic, `not a Sparkplug B payload: ${err instanceof Error ? err.message : String(err)}`);
     }

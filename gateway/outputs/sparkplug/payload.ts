@@ -2,8 +2,15 @@
 // protobufjs inside), and the mapping from edgegate tags to Sparkplug
 // datatypes. protobufjs decodes 64-bit integers as Long objects: every value
 // that leaves this file is a plain JS number.
+//
+// Births (and NDEATH) go through Tahu's encodePayload, which always writes
+// each metric's datatype. DDATA and NDATA should not carry it (Sparkplug 3.0,
+// payloads-metric-datatype-not-req: the host knows it from the birth), so
+// they are written by encodeData straight through the protobufjs Payload type
+// that Tahu's encoder uses too: the same wire format, without the datatype.
 import { get } from 'sparkplug-payload';
 import type { UMetric, UPayload } from 'sparkplug-payload/lib/sparkplugbpayload.js';
+import proto from 'sparkplug-payload/lib/sparkplugPayloadProto.js';
 import { modbusTagType, type DeviceConfig, type TagConfig } from '../../../config/schema.js';
 import type { RawValue } from '../../types.js';
 
@@ -17,9 +24,92 @@ export function encode(p: UPayload): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** throws on bytes that are no Sparkplug B payload */
-export function decode(bytes: Uint8Array): UPayload {
-  return codec.decodePayload(bytes);
+const { Payload } = proto.org.eclipse.tahu.protobuf;
+type ProtoMetric = proto.org.eclipse.tahu.protobuf.Payload.IMetric;
+type ProtoPropertyValue = proto.org.eclipse.tahu.protobuf.Payload.IPropertyValue;
+
+/** the datatype codes of sparkplug_b.proto, for the types edgegate publishes */
+const TYPE_CODE: Record<DataType, number> = { Int16: 2, Int32: 3, Int64: 4, UInt16: 6, UInt32: 7, Float: 9, Double: 10, Boolean: 11, String: 12 };
+
+type ValueField = 'intValue' | 'longValue' | 'floatValue' | 'doubleValue' | 'booleanValue' | 'stringValue';
+const FIELD: Record<DataType, ValueField> = {
+  Int16: 'intValue', Int32: 'intValue', UInt16: 'intValue', Int64: 'longValue', UInt32: 'longValue',
+  Float: 'floatValue', Double: 'doubleValue', Boolean: 'booleanValue', String: 'stringValue',
+};
+
+function setValue(target: ProtoMetric & ProtoPropertyValue, type: DataType, value: UMetric['value']): void {
+  if (value === null || value === undefined) target.isNull = true;
+  else (target as Record<ValueField, unknown>)[FIELD[type]] = value;
+}
+
+/**
+ * DDATA and NDATA: metrics by alias, without datatype (and without name
+ * unless one is given). Each metric's `type` only chooses the value field.
+ */
+export function encodeData(p: UPayload): Buffer {
+  const metrics: ProtoMetric[] = [];
+  for (const m of p.metrics ?? []) {
+    const out: ProtoMetric = { timestamp: m.timestamp ?? null };
+    if (m.name != null) out.name = m.name;
+    if (m.alias != null) out.alias = m.alias;
+    if (m.isHistorical) out.isHistorical = true;
+    setValue(out, m.type as DataType, m.value);
+    if (m.properties) {
+      const keys = Object.keys(m.properties);
+      out.properties = {
+        keys,
+        values: keys.map((k) => {
+          const v = m.properties![k]!;
+          const pv: ProtoPropertyValue = { type: TYPE_CODE[v.type as DataType] };
+          setValue(pv, v.type as DataType, v.value as UMetric['value']);
+          return pv;
+        }),
+      };
+    }
+    metrics.push(out);
+  }
+  const bytes = Payload.encode({ timestamp: p.timestamp ?? null, seq: p.seq ?? null, metrics }).finish();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** a metric's datatype by its name or alias, from the birth that defined it */
+export type TypeLookup = (m: { name?: string | null; alias?: number }) => DataType | undefined;
+
+/**
+ * Throws on bytes that are no Sparkplug B payload. A metric sent without its
+ * datatype (data and command messages should leave it out) takes it from
+ * typeOf; Tahu's decoder alone would read no value for it.
+ */
+export function decode(bytes: Uint8Array, typeOf?: TypeLookup): UPayload {
+  const p = codec.decodePayload(bytes);
+  const metrics = p.metrics ?? [];
+  if (!metrics.some((m) => m.type === undefined)) return p;
+  const raw = Payload.decode(bytes).metrics;
+  metrics.forEach((m, i) => {
+    if (m.type !== undefined) return;
+    const r = raw[i]!;
+    const alias = toNumber(r.alias);
+    const type = typeOf?.({ name: m.name, ...(alias !== undefined ? { alias } : {}) });
+    if (type !== undefined) m.type = type;
+    if (r.isNull) m.value = null;
+    else if (type !== undefined) m.value = readValue(type, r);
+    else {
+      const field = (r as { value?: ValueField }).value;
+      m.value = field === undefined ? null : (r[field] as UMetric['value']) ?? null;
+    }
+  });
+  return p;
+}
+
+function readValue(type: DataType, r: ProtoMetric): UMetric['value'] {
+  const v = r[FIELD[type]];
+  if (v === undefined || v === null) return null;
+  // intValue is a uint32 on the wire: signed types come back through two's complement
+  if (type === 'Int16' || type === 'Int32') return (v as number) | 0;
+  // longValue is a uint64 on the wire: an Int64 is signed
+  if (type === 'Int64') return toNumber(typeof v === 'object' && 'toSigned' in v ? v.toSigned() : v) ?? null;
+  if (type === 'UInt32') return toNumber(v) ?? null;
+  return v as UMetric['value'];
 }
 
 interface LongLike { low: number; high: number; unsigned?: boolean; toNumber?: () => number }
