@@ -38,8 +38,12 @@ export interface Replayer {
   dropped(b: Batch): void;
 }
 
-/** how long the head of the queue waits for its device's DBIRTH before it is given up */
-const HOLD_MS = 30_000;
+export interface ForwarderOptions {
+  /** how long the head of the queue waits for its device's DBIRTH before it is given up (default 30 s) */
+  holdMs?: number;
+  /** how often a held head is tried again meanwhile (default 1 s) */
+  retryMs?: number;
+}
 
 export class Forwarder {
   #historicalAhead = 0;
@@ -48,7 +52,13 @@ export class Forwarder {
   #holdSince: number | undefined;
   #retry: NodeJS.Timeout | undefined;
 
-  constructor(readonly buffer: BatchBuffer, private readonly replayer: Replayer, private readonly now: () => number) {
+  readonly #holdMs: number;
+  readonly #retryMs: number;
+
+  /** now: a monotonic clock in ms */
+  constructor(readonly buffer: BatchBuffer, private readonly replayer: Replayer, private readonly now: () => number, opts: ForwarderOptions = {}) {
+    this.#holdMs = opts.holdMs ?? 30_000;
+    this.#retryMs = opts.retryMs ?? 1000;
     buffer.onReadable = () => this.drain();
   }
 
@@ -88,9 +98,9 @@ export class Forwarder {
       });
       if (outcome === 'sent') { this.#holdSince = undefined; return; }
       this.#sending = false;
-      if (outcome === 'wait' && (this.#holdSince ??= this.now()) + HOLD_MS > this.now()) {
+      if (outcome === 'wait' && (this.#holdSince ??= this.now()) + this.#holdMs > this.now()) {
         this.buffer.requeue([item]);
-        this.#retry ??= setTimeout(() => { this.#retry = undefined; this.drain(); }, 1000);
+        this.#retry ??= setTimeout(() => { this.#retry = undefined; this.drain(); }, this.#retryMs);
         return;
       }
       this.#holdSince = undefined;
