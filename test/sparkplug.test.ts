@@ -5,17 +5,12 @@
 // holding births and data back, replayed as historical.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseConfigText } from '../config/load.js';
-import { createOutputs } from '../gateway/cli/outputs.js';
-import { Gateway } from '../gateway/gateway.js';
-import type { SparkplugOutput } from '../gateway/outputs/sparkplug/index.js';
 import { encodeData } from '../gateway/outputs/sparkplug/payload.js';
-import { gatewayConfig, serialDevice } from './helpers/e2e.js';
-import { collect, startMosquitto } from './helpers/mosquitto.js';
-import { captureLog, cleanupsAfterEach } from './helpers/mqtt-fixtures.js';
-import { requirePeer, tempDir, waitFor } from './helpers/peers.js';
-import { openInstrument, ptyPair } from './helpers/socat.js';
-import { seqBreaks, sparkplugHost, type SpMessage } from './helpers/sparkplug.js';
+import { serialDevice } from './helpers/e2e.js';
+import { collect } from './helpers/mosquitto.js';
+import { cleanupsAfterEach } from './helpers/mqtt-fixtures.js';
+import { requirePeer, waitFor } from './helpers/peers.js';
+import { seqBreaks, sparkplugRig, type SpMessage } from './helpers/sparkplug.js';
 
 const enabled = requirePeer('mosquitto', 'the edge node talks to a real broker') && requirePeer('socat', 'serial ports are socat pty pairs');
 const cleanups = cleanupsAfterEach(test);
@@ -23,36 +18,16 @@ const NODE = 'spBv1.0/edgegate/%s/gw1';
 const topic = (verb: string, device?: string) => NODE.replace('%s', verb) + (device ? `/${device}` : '');
 
 async function rig(sparkplug: Record<string, unknown>, batch: Record<string, unknown> = { max_readings: 1, max_wait: '200ms' }) {
-  const tmp = tempDir();
-  cleanups.push(() => tmp.remove());
-  const broker = await startMosquitto();
-  cleanups.push(() => broker.stop());
-  const pty = await ptyPair(tmp.dir);
-  cleanups.push(() => pty.stop());
-  const host = await sparkplugHost(broker.url);
-  cleanups.push(() => host.close());
-  const cfg = gatewayConfig(broker.url, tmp.dir, [serialDevice('s1', pty.device, {
-    write_template: 'SET {tag} {value}\n',
-    tags: { n: { type: 'integer' }, t: { type: 'number' }, sp: { type: 'number', writable: true, max: 10 }, k: { type: 'integer', writable: true } },
-  })], { sparkplug: { enabled: true, ...sparkplug }, batch });
-  const loaded = parseConfigText(JSON.stringify(cfg), 'config.json');
-  if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
-  const { log, lines } = captureLog();
-  const outputs = await createOutputs(loaded.config);
-  const output = outputs[0] as SparkplugOutput;
-  const gw = new Gateway(loaded.config, { log, outputs });
-  let stopped = false;
-  cleanups.push(async () => { if (!stopped) await gw.stop(); });
-  return {
-    broker, pty, host, output, lines,
-    async start() {
-      await gw.start();
-      const instrument = await openInstrument(pty.instrument);
-      cleanups.push(() => instrument.close());
-      return instrument;
-    },
-    async stop() { stopped = true; await gw.stop(); },
-  };
+  const r = await sparkplugRig(cleanups, {
+    ports: 1,
+    devices: ([port]) => [serialDevice('s1', port!, {
+      write_template: 'SET {tag} {value}\n',
+      tags: { n: { type: 'integer' }, t: { type: 'number' }, sp: { type: 'number', writable: true, max: 10 }, k: { type: 'integer', writable: true } },
+    })],
+    sparkplug,
+    extra: { batch },
+  });
+  return { ...r, start: async () => (await r.start())[0]! };
 }
 
 const aliasOf = (birth: SpMessage, name: string) => birth.metrics.find((m) => m.name === name)?.alias;

@@ -3,10 +3,21 @@
 // metric's datatype, absent on the wire, from the birth that defined its
 // alias, as a host application does), and publishes STATE, NCMD and DCMD the
 // way a host application does.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import proto from 'sparkplug-payload/lib/sparkplugPayloadProto.js';
+import { parseConfigText } from '../../config/load.js';
+import type { ResolvedConfig } from '../../config/schema.js';
+import { createOutputs } from '../../gateway/cli/outputs.js';
+import { Gateway } from '../../gateway/gateway.js';
+import type { SparkplugOutput } from '../../gateway/outputs/sparkplug/index.js';
 import { decode, encode, toNumber, type DataType, type UMetric, type UPayload } from '../../gateway/outputs/sparkplug/payload.js';
-import { waitFor } from './peers.js';
+import { gatewayConfig } from './e2e.js';
+import { startMosquitto } from './mosquitto.js';
+import { captureLog } from './mqtt-fixtures.js';
+import { tempDir, waitFor } from './peers.js';
+import { openInstrument, ptyPair, type InstrumentEnd, type PtyPair } from './socat.js';
 
 export interface SpMetric { name?: string; alias?: number; type: string; value: unknown; timestamp?: number; isHistorical?: boolean; properties?: UMetric['properties'] }
 export interface SpMessage {
@@ -96,4 +107,63 @@ export function seqBreaks(messages: SpMessage[]): string[] {
     prev = m.seq;
   }
   return out;
+}
+
+export interface RigOptions {
+  /** socat pty pairs to make; devices() gets their device ends */
+  ports: number;
+  devices(ports: string[]): object[];
+  sparkplug?: Record<string, unknown>;
+  /** other top-level config keys (batch, stats_interval, ...) */
+  extra?: Record<string, unknown>;
+}
+
+/**
+ * A Gateway in process with the Sparkplug output, a Mosquitto, pty pairs for
+ * serial devices and a recording host, all stopped by the cleanups.
+ * parse() makes another config on the same broker and dirs (for reload).
+ */
+export async function sparkplugRig(cleanups: Array<() => Promise<void> | void>, opts: RigOptions) {
+  const tmp = tempDir();
+  cleanups.push(() => tmp.remove());
+  const broker = await startMosquitto();
+  cleanups.push(() => broker.stop());
+  const ptys: PtyPair[] = [];
+  for (let i = 0; i < opts.ports; i++) {
+    const dir = join(tmp.dir, `port${i}`);
+    mkdirSync(dir);
+    const pty = await ptyPair(dir);
+    cleanups.push(() => pty.stop());
+    ptys.push(pty);
+  }
+  const host = await sparkplugHost(broker.url);
+  cleanups.push(() => host.close());
+  const parse = (devices: object[], extra = opts.extra): ResolvedConfig => {
+    const cfg = gatewayConfig(broker.url, tmp.dir, devices, { sparkplug: { enabled: true, ...opts.sparkplug }, ...extra });
+    const loaded = parseConfigText(JSON.stringify(cfg), 'config.json');
+    if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
+    return loaded.config;
+  };
+  const config = parse(opts.devices(ptys.map((p) => p.device)));
+  const { log, lines } = captureLog();
+  const outputs = await createOutputs(config);
+  const output = outputs[0] as SparkplugOutput;
+  const gw = new Gateway(config, { log, outputs });
+  let stopped = false;
+  cleanups.push(async () => { if (!stopped) await gw.stop(); });
+  return {
+    broker, ptys, pty: ptys[0]!, host, output, gw, lines, parse,
+    /** starts the gateway and opens each pty's instrument end */
+    async start(): Promise<InstrumentEnd[]> {
+      await gw.start();
+      const out: InstrumentEnd[] = [];
+      for (const p of ptys) {
+        const instrument = await openInstrument(p.instrument);
+        cleanups.push(() => instrument.close());
+        out.push(instrument);
+      }
+      return out;
+    },
+    async stop() { stopped = true; await gw.stop(); },
+  };
 }

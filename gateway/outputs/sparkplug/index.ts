@@ -119,7 +119,17 @@ export class SparkplugOutput implements Output {
     }
   }
 
-  reload(changes: ReloadChanges): void {
+  /**
+   * A restarted device (changed map) goes through connecting: DDEATH, then a
+   * DBIRTH with new aliases (its config is a new object); a removed one gets
+   * DDEATH here; a kept one is left alone.
+   */
+  reload(changes: ReloadChanges, prev: ResolvedConfig): void {
+    const interval = this.#ctx.config().stats_interval;
+    if (interval !== prev.stats_interval) {
+      this.#node.stopTimer();
+      this.#node.startTimer(interval, () => this.#publishNodeData());
+    }
     for (const id of changes.removed) {
       if (this.#born.has(id)) this.#deviceDeath(id);
       this.#defs.delete(id);
