@@ -189,6 +189,35 @@ test('JSON is accepted as YAML', () => {
   assert.is(c.devices[0]?.driver === 'modbus-tcp' && c.devices[0].port, 502);
 });
 
+test('a JSON file is read by JSON.parse (no YAML document), with the result YAML gives', () => {
+  const text = JSON.stringify({
+    gateway: { id: 'j' }, batch: { max_wait: '1.5s' },
+    devices: [{ id: 'p', driver: 'opcua', endpoint: 'opc.tcp://h:4840', tags: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`v${i}`, { node: `ns=1;s="q:${i}"\\`, type: 'integer' }])) }],
+  }, null, 2);
+  const parse = JSON.parse;
+  const seen: string[] = [];
+  JSON.parse = ((t: string, r?: (k: string, v: unknown) => unknown) => { seen.push(t); return parse(t, r); }) as typeof JSON.parse;
+  let viaJson: LoadResult;
+  try {
+    viaJson = load(text);
+  } finally {
+    JSON.parse = parse;
+  }
+  assert.ok(seen.includes(text), 'JSON.parse read the file');
+  // a leading comment makes it YAML only
+  assert.equal(ok(viaJson), ok(load(`# yaml\n${text}`)));
+});
+
+test('JSON: a key given twice, bad syntax and schema errors are reported as YAML reports them', () => {
+  assert.equal(errors(load('{\n  "gateway": { "id": "a" },\n  "gateway": { "id": "b" }\n}\n')), ['test.yaml: line 3, column 3: Map keys must be unique']);
+  const bad = errors(load('{\n  "gateway": { "id": "a" },\n  "mqtt": { "qos": 1 \n}\n'));
+  assert.ok(bad.every((l) => /^test\.yaml: line \d+, column \d+: \S/.test(l)), bad.join('\n'));
+  const json = errors(load('{ "mqtt": { "qos": 7 }, "gateway": { "id": 5 } }'));
+  assert.equal(json, errors(load('# yaml\n{ "mqtt": { "qos": 7 }, "gateway": { "id": 5 } }')));
+  assert.is(json.length, 2);
+  assert.match(json[0] ?? '', /mqtt\.qos/);
+});
+
 test('YAML anchors and merge keys work for repeated tag settings', () => {
   const c = ok(load('devices:\n  - id: d1\n    driver: serial\n    port: /dev/ttyS0\n    tags:\n      A: &t { deadband: 0.5, max_interval: 1m }\n      B: { <<: *t, unit: V }\n'));
   assert.is(c.devices[0]?.tags.B?.deadband, 0.5);
