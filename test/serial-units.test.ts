@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { serialDevice, type SerialDeviceConfig } from '../config/schema.js';
 import { createParser, Fields } from '../drivers/serial/formats.js';
 import { escapeSample, LineSplitter, type LineEncoding } from '../drivers/serial/lines.js';
-import { SerialDriver } from '../drivers/serial/driver.js';
+import { SerialDriver, SLICE_LINES } from '../drivers/serial/driver.js';
 import { listPorts, openError } from '../drivers/serial/ports.js';
 import { FakeClock, systemClock } from '../gateway/clock.js';
 import { newCounters, PermanentError, type Clock, type RawValue, type Reading } from '../gateway/types.js';
@@ -225,6 +225,40 @@ test('driver: runs on an injected binding (the demo uses the mock one)', async (
     assert.equal(rec.statuses, [{ state: 'connecting' }, { state: 'connected' }]);
   } finally {
     binding.reset();
+  }
+});
+
+test('driver: a flood of 64 KB chunks is split a slice at a time between turns of the event loop, in order, nothing lost', async () => {
+  const mock = SerialPortMock.binding;
+  mock.createPort('/dev/FAKE5', { echo: false, record: false, maxReadSize: 65536 });
+  let port: Awaited<ReturnType<typeof mock.open>> | undefined;
+  const binding = { ...mock, async open(o: Parameters<typeof mock.open>[0]) { return (port = await mock.open(o)); } };
+  try {
+    const rec = recordingContext();
+    const run = new SerialDriver(cfg({ port: '/dev/FAKE5' }), { binding }).run(rec.ctx);
+    await waitFor(() => port !== undefined && rec.lastStatus()?.state === 'connected', 2000, 'the port open');
+    // four chunks of ~7,000 lines each, a line cut between two of them
+    const total = 28_000;
+    const text = Array.from({ length: total }, (_, i) => `n=${i}\n`).join('');
+    const cuts = [0, 65536, 131072, 196608, text.length];
+    // what the driver emitted at each turn of the event loop
+    const turns: number[] = [0];
+    let ticking = true;
+    const tick = () => { turns.push(rec.emits.length); if (ticking) setImmediate(tick); };
+    setImmediate(tick);
+    assert.is(rec.emits.length, 0);
+    for (let i = 0; i + 1 < cuts.length; i++) port?.emitData(text.slice(cuts[i], cuts[i + 1]));
+    await waitFor(() => rec.emits.length >= total, 10_000, 'every line');
+    ticking = false;
+    assert.equal(rec.values('n'), Array.from({ length: total }, (_, i) => i));
+    const most = Math.max(...turns.slice(1).map((n, i) => n - (turns[i] as number)));
+    // one slice as the data comes, one more in the same turn's check phase
+    assert.ok(most <= 2 * SLICE_LINES, `${most} lines in one turn of the event loop`);
+    rec.abort();
+    await run;
+    assert.equal(rec.statuses, [{ state: 'connecting' }, { state: 'connected' }]);
+  } finally {
+    mock.reset();
   }
 });
 

@@ -13,6 +13,12 @@ export interface SerialDriverDeps {
 }
 
 const MISSES_BEFORE_ERROR = 3;
+/**
+ * Lines split in one go. A flooding device hands over 64 KB chunks of ~3,000
+ * lines; split at once they would hold the event loop for tens of
+ * milliseconds, and every other device, timer and broker packet with it.
+ */
+export const SLICE_LINES = 256;
 
 // @serialport/bindings-interface's own types do not resolve under NodeNext
 type StreamBinding = ConstructorParameters<typeof SerialPortStream>[0]['binding'];
@@ -108,6 +114,11 @@ class Connection {
   private nextPollAt = 0;
   private misses = 0;
   private lastDataAt = 0;
+  /** chunks not yet split: the first one from chunkAt on */
+  private readonly chunks: Buffer[] = [];
+  private chunkAt = 0;
+  /** the next slice, when one is due */
+  private slice: NodeJS.Immediate | undefined;
 
   constructor(
     private readonly config: SerialDeviceConfig,
@@ -186,12 +197,39 @@ class Connection {
   }
 
   private readonly onData = (chunk: Buffer): void => {
+    if (this.watchdog !== undefined) this.lastDataAt = this.ctx.clock.monotonic();
+    this.chunks.push(chunk);
+    // while a chunk is being sliced, one the port had already read waits its turn
+    if (this.slice === undefined) this.splitSome();
+  };
+
+  /**
+   * Splits SLICE_LINES lines of the first chunk waiting. When lines are left,
+   * the port is paused and the next slice comes after the event loop has
+   * turned (setImmediate: timers and I/O of the others run first): the lines
+   * keep their order and nothing piles up in memory.
+   */
+  private readonly splitSome = (): void => {
+    this.slice = undefined;
+    if (this.ended) return;
     try {
-      if (this.watchdog !== undefined) this.lastDataAt = this.ctx.clock.monotonic();
-      this.splitter.push(chunk);
+      const chunk = this.chunks[0] as Buffer;
+      this.chunkAt = this.splitter.push(chunk, this.chunkAt, SLICE_LINES);
+      if (this.chunkAt === chunk.length) {
+        this.chunks.shift();
+        this.chunkAt = 0;
+      }
     } catch (e) {
       // a throwing consumer must not become an uncaught exception inside the stream
       this.fail(asError(e));
+      return;
+    }
+    if (this.ended) return;
+    if (this.chunks.length > 0) {
+      if (!this.port.isPaused()) this.port.pause();
+      this.slice = setImmediate(this.splitSome);
+    } else if (this.port.isPaused()) {
+      this.port.resume();
     }
   };
 
@@ -237,6 +275,9 @@ class Connection {
     const { clock, signal } = this.ctx;
     for (const t of [this.watchdog, this.pollTimer, this.answerTimer]) if (t !== undefined) clock.clearTimeout(t);
     this.watchdog = this.pollTimer = this.answerTimer = undefined;
+    if (this.slice !== undefined) clearImmediate(this.slice);
+    this.slice = undefined;
+    this.chunks.length = 0;
     signal.removeEventListener('abort', this.onAbort);
     this.port.off('data', this.onData);
     this.port.off('close', this.onClose);

@@ -58,17 +58,26 @@ export class LineSplitter {
     return this.buf.length;
   }
 
-  push(chunk: Buffer): void {
+  /**
+   * Splits chunk[from..], at most maxLines lines. Returns where it stopped:
+   * chunk.length when the chunk is done, else the start of the next line,
+   * to be passed back as `from` (nothing is held between the two calls).
+   */
+  push(chunk: Buffer, from = 0, maxLines = Infinity): number {
     const d = this.delim.length;
-    let start = 0;
-    if (this.len > 0 && d > 1) start = this.straddling(chunk);
+    let start = from;
+    if (from === 0 && this.len > 0 && d > 1) start = this.straddling(chunk);
+    let lines = 0;
     let idx = chunk.indexOf(this.delim, start);
     while (idx !== -1) {
+      if (lines === maxLines) return start;
       this.complete(chunk, start, idx);
+      lines++;
       start = idx + d;
       idx = chunk.indexOf(this.delim, start);
     }
     if (start < chunk.length) this.keep(chunk, start);
+    return chunk.length;
   }
 
   /** drops an unfinished line, e.g. when the port closes */
