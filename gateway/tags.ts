@@ -177,8 +177,9 @@ class TagState {
   private latestQuality: Quality = 'good';
   private holdTimer: TimerHandle | null = null;
   private heartbeatTimer: TimerHandle | null = null;
-  private readonly onHoldEnd = (): void => { this.holdTimer = null; this.sendHeld(); };
-  private readonly onHeartbeat = (): void => this.heartbeat();
+  // timer callbacks, made on the first use: most tags (10,000 of an OPC UA device) never arm a timer
+  private onHoldEnd: (() => void) | undefined;
+  private onHeartbeat: (() => void) | undefined;
 
   constructor(key: string, config: TagConfig, private readonly sink: Sink) {
     this.name = config.name ?? key;
@@ -219,7 +220,7 @@ class TagState {
     const now = this.sink.clock.monotonic();
     if (this.minInterval > 0 && this.sent && now - this.sentAt < this.minInterval) {
       if (this.holding) this.sink.counters.filtered++;
-      else if (this.holdTimer === null) this.holdTimer = this.sink.clock.setTimeout(this.onHoldEnd, this.sentAt + this.minInterval - now);
+      else if (this.holdTimer === null) this.holdTimer = this.sink.clock.setTimeout(this.onHoldEnd ??= () => { this.holdTimer = null; this.sendHeld(); }, this.sentAt + this.minInterval - now);
       this.holding = true;
       this.heldValue = v;
       this.heldTs = ts;
@@ -248,7 +249,7 @@ class TagState {
   }
 
   private armHeartbeat(ms: number): void {
-    this.heartbeatTimer = this.sink.clock.setTimeout(this.onHeartbeat, ms > 0 ? ms : 0);
+    this.heartbeatTimer = this.sink.clock.setTimeout(this.onHeartbeat ??= () => this.heartbeat(), ms > 0 ? ms : 0);
   }
 
   private sendHeld(): void {
