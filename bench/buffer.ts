@@ -27,7 +27,7 @@ const PREFIX = 'edgegate/bench';
 const READINGS_PER_BATCH = 500;
 const SEGMENT_BYTES = 16 * 1024 * 1024;
 const MB = 2 ** 20;
-/** as deployed: the bin's shebang and the systemd wrapper run node with a 1 MiB young generation */
+/** as deployed: the bin's shebang and the systemd wrapper run node with a 2 MiB young generation */
 const DEPLOYED = { NODE_OPTIONS: DEPLOYED_FLAGS.join(' ') };
 
 /** write_bytes (what reaches the block layer) and wchar (every write(), sockets included) of a process */

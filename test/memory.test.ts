@@ -46,11 +46,11 @@ test('the serial driver loads the OS binding only: neither the serialport packag
   assert.equal(outside.filter((f) => /\/node_modules\/(serialport|@serialport\/parser-[^/]+)\//.test(f)), []);
 });
 
-test('the bin and npm start run node with a 1 MiB young generation and one V8 helper thread', () => {
+test('the bin and npm start run node with a 2 MiB young generation and one V8 helper thread', () => {
   const shebang = readFileSync(join(ROOT, 'dist', 'gateway', 'cli', 'main.js'), 'utf8').split('\n', 1)[0];
-  assert.is(shebang, '#!/usr/bin/env -S node --max-semi-space-size=1 --v8-pool-size=1');
+  assert.is(shebang, '#!/usr/bin/env -S node --max-semi-space-size=2 --v8-pool-size=1');
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  assert.match(pkg.scripts.start ?? '', /^node --max-semi-space-size=1 --v8-pool-size=1 /);
+  assert.match(pkg.scripts.start ?? '', /^node --max-semi-space-size=2 --v8-pool-size=1 /);
 });
 
 test.run();

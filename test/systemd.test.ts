@@ -55,7 +55,7 @@ test('install.sh --root: program, wrapper, config from the example, credentials,
     assert.match(readFileSync(join(tmp.dir, 'npm-calls'), 'utf8'), /edgegate\.new ci --omit=dev --ignore-scripts/);
     const bin = join(root, 'usr/local/bin/edgegate');
     assert.is(mode(bin), 0o755);
-    assert.match(readFileSync(bin, 'utf8'), /^#!\/bin\/sh\nexec \/\S*node --max-semi-space-size=1 --v8-pool-size=1 \/usr\/local\/lib\/edgegate\/dist\/gateway\/cli\/main\.js "\$@"\n$/);
+    assert.match(readFileSync(bin, 'utf8'), /^#!\/bin\/sh\nexec \/\S*node --max-semi-space-size=2 --v8-pool-size=1 \/usr\/local\/lib\/edgegate\/dist\/gateway\/cli\/main\.js "\$@"\n$/);
     assert.is(readFileSync(join(root, 'etc/systemd/system/edgegate.service'), 'utf8'), readFileSync(UNIT, 'utf8'));
     const wants = join(root, 'etc/systemd/system/multi-user.target.wants/edgegate.service');
     assert.ok(lstatSync(wants).isSymbolicLink());

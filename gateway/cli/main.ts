@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --v8-pool-size=1
+#!/usr/bin/env -S node --max-semi-space-size=2 --v8-pool-size=1
 // edgegate's entry point (the `edgegate` bin, `npm start`, the systemd unit).
 // It checks the Node.js version and only then loads the command line: on a
 // Node.js that is too old the code behind it would stop with a SyntaxError or
