@@ -4,6 +4,7 @@
 // and the real drivers and pipeline.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfigText } from '../../config/load.js';
@@ -87,6 +88,15 @@ async function mockInstrument(): Promise<Instrument & { binding: unknown }> {
   return { port: path, kind: 'serialport mock binding (socat not found)', binding, stop: () => clearInterval(timer) };
 }
 
+/** a port free on 127.0.0.1 a moment ago, for the status page */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as { port: number };
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
 export async function demoCommand(argv: string[]): Promise<number> {
   const { options } = parseArgs(argv, ['duration']);
   const duration = options.has('duration') ? Number(options.get('duration')) : undefined;
@@ -104,8 +114,10 @@ export async function demoCommand(argv: string[]): Promise<number> {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   });
+  const page = `127.0.0.1:${await freePort()}`;
   const raw = {
     gateway: { id: 'demo' },
+    http: { listen: page },
     mqtt: { url: 'embedded', qos: 1, retain_last_values: true },
     buffer: { dir: join(dir, 'buffer') },
     batch: { max_wait: '1s', max_readings: 100 },
@@ -143,6 +155,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
       `  simulated instrument:   ${instrument.kind}`,
       `  device "${DEVICE}" (serial driver, kv format) reads ${instrument.port}`,
       `  device "${OPCUA_DEVICE}" (OPC UA driver) reads the simulated server ${plc.endpoint}`,
+      '',
+      `Status page: http://${page}/  (metrics: http://${page}/metrics)`,
       '',
       'Watch the data:',
       `  mosquitto_sub -h ${url.hostname} -p ${url.port} -t '${topic}' -v`,
