@@ -36,6 +36,8 @@ export interface GatewayOptions {
   driverDeps?: Record<string, DriverDeps>;
   /** consumers beside the JSON topics (Home Assistant, Sparkplug B, HTTP): the CLI makes them from the config */
   outputs?: Output[];
+  /** how long batches may wait on a live connection before outputs' health() says so (default HEALTH_STALL_MS; shorter in tests) */
+  healthStallMs?: number;
 }
 
 export class Gateway {
@@ -318,7 +320,7 @@ export class Gateway {
       latest: (device) => this.latestValues.get(device),
       broker: () => this.brokerView(),
       stats: () => this.statsPayload(false),
-      health: () => this.healthy(HEALTH_STALL_MS),
+      health: () => this.healthy(this.opts.healthStallMs ?? HEALTH_STALL_MS),
       write: (device, tag, value) => this.write(device, tag, value),
       republishTagStates: () => {
         for (const [device, latest] of this.latestValues) for (const r of latest.values()) this.publishTagState(device, r);
