@@ -16,6 +16,7 @@ import { dirname, resolve } from 'node:path';
 import { which } from '../test/helpers/peers.js';
 import { benchBuffer } from './buffer.js';
 import { benchFlood, floodChecks } from './flood.js';
+import { benchHttp } from './http.js';
 import { benchMemory, MEMORY_ROWS } from './memory.js';
 import { benchModbus, modbusTargets } from './modbus.js';
 import { benchOpcua, OPCUA_MEMORY_ROW, opcuaChecks, opcuaRatios } from './opcua.js';
@@ -159,6 +160,10 @@ async function main(): Promise<number> {
   const memoryRows = await benchMemory({ quick: args.quick, only });
   if (memoryRows.some((r) => r.note.startsWith('FAILED'))) failed = true;
   rows.push(...memoryRows);
+
+  const httpRows = await benchHttp({ quick: args.quick, only });
+  if (httpRows.some((r) => r.note.startsWith('FAILED'))) failed = true;
+  rows.push(...httpRows);
 
   const modbusRows = await benchModbus({ quick: args.quick, only });
   if (modbusRows.some((r) => r.note.startsWith('FAILED'))) failed = true;

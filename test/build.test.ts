@@ -1,9 +1,10 @@
 // The build as npm runs it: `npm run build` (and `prepare`, which runs on
 // `npm install`) leaves dist/gateway/cli/main.js executable, so a checkout's
-// command line runs as ./dist/gateway/cli/main.js. The package's own scripts
+// command line runs as ./dist/gateway/cli/main.js, and puts the status page's
+// static files next to the module that serves them. The package's own scripts
 // run in a copy whose tsc is a stand-in (the real one takes a minute here).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -16,6 +17,7 @@ function project(): { dir: string; remove: () => void } {
   copyFileSync(join(ROOT, 'package.json'), join(tmp.dir, 'package.json'));
   mkdirSync(join(tmp.dir, 'scripts'));
   copyFileSync(join(ROOT, 'scripts', 'postbuild.mjs'), join(tmp.dir, 'scripts', 'postbuild.mjs'));
+  cpSync(join(ROOT, 'gateway', 'outputs', 'http', 'page'), join(tmp.dir, 'gateway', 'outputs', 'http', 'page'), { recursive: true });
   mkdirSync(join(tmp.dir, 'node_modules', '.bin'), { recursive: true });
   const tsc = join(tmp.dir, 'node_modules', '.bin', 'tsc');
   writeFileSync(tsc, `#!/bin/sh\nmkdir -p dist/gateway/cli && rm -f dist/gateway/cli/main.js\nprintf '#!/usr/bin/env node\\nconsole.log("edgegate ran")\\n' > dist/gateway/cli/main.js\nchmod 0644 dist/gateway/cli/main.js\n`);
@@ -33,6 +35,7 @@ for (const script of ['build', 'prepare']) {
       assert.is(statSync(main).mode & 0o111, 0o111, `mode ${(statSync(main).mode & 0o777).toString(8)}`);
       const run = spawnSync(main, [], { encoding: 'utf8' });
       assert.is(run.stdout, 'edgegate ran\n', run.stderr);
+      for (const f of ['index.html', 'app.js', 'style.css']) assert.ok(existsSync(join(p.dir, 'dist', 'gateway', 'outputs', 'http', 'page', f)), f);
     } finally {
       p.remove();
     }

@@ -25,14 +25,14 @@ test('history: one point per step, the last reading of a step wins, the window n
   h.record('d', 'x', 2, t0 + 500); // same step: replaces
   h.record('d', 'x', true, t0 + 1000);
   h.record('d', 's', 'text', t0 + 1000);
-  assert.equal(h.series('d', t0 + 1000), { x: [[t0, 2], [t0 + 1000, 1]], s: [[t0 + 1000, null]] });
+  h.record('d', 'x', 5, t0 + 3000); // a step without a reading in between
+  assert.equal(h.series('d', t0 + 3000), { x: { t: t0, v: [2, 1, null, 5] }, s: { t: t0 + 1000, v: [null] } });
   const bytes = h.bytes;
   for (let i = 0; i < 1000; i++) h.record('d', 'x', i, t0 + i * 1000);
-  const x = h.series('d', t0 + 999_000).x!;
-  assert.equal(x.map(([, v]) => v), [990, 991, 992, 993, 994, 995, 996, 997, 998, 999]);
+  assert.equal(h.series('d', t0 + 999_000).x, { t: t0 + 990_000, v: [990, 991, 992, 993, 994, 995, 996, 997, 998, 999] });
   assert.is(h.bytes, bytes, 'no growth from readings');
   // points older than the window are not shown, even if the slot still holds them
-  assert.equal(h.series('d', t0 + 1_004_000).x!.map(([, v]) => v), [995, 996, 997, 998, 999]);
+  assert.equal(h.series('d', t0 + 1_004_000).x!.v, [995, 996, 997, 998, 999]);
 });
 
 test('history: at most maxTags tags, in a fixed number of bytes; a forgotten device\'s slots are reused', () => {
@@ -48,7 +48,7 @@ test('history: at most maxTags tags, in a fixed number of bytes; a forgotten dev
   for (let t = 0; t < 500; t++) h.record('dev25', `tag${t}`, t, t0 + 2000);
   assert.is(h.trackedTags, 10_000);
   assert.is(h.bytes, Math.ceil(10_000 / 256) * 256 * 150 * 8, 'reused, not grown');
-  assert.equal(h.series('dev25', t0 + 2000).tag7, [[t0 + 2000, 7]]);
+  assert.equal(h.series('dev25', t0 + 2000).tag7, { t: t0 + 2000, v: [7] });
   assert.equal(h.series('dev0', t0), {});
 });
 

@@ -151,10 +151,12 @@
       const r = await fetch('api/history?device=' + encodeURIComponent(id));
       if (!r.ok) throw new Error(r.status);
       const h = await r.json();
-      for (const [tag, pts] of Object.entries(h.tags)) {
+      for (const [tag, series] of Object.entries(h.tags)) {
+        const pts = [];
+        series.v.forEach((v, i) => { if (v !== null) pts.push([series.t + i * h.step_ms, v]); });
         const live = d.series.get(tag) || [];
-        const first = pts.length ? pts[pts.length - 1][0] : -Infinity;
-        d.series.set(tag, pts.concat(live.filter((p) => p[0] > first)));
+        const upto = pts.length ? pts[pts.length - 1][0] : -Infinity;
+        d.series.set(tag, pts.concat(live.filter((p) => p[0] > upto)));
       }
       if (d.el.details.open) renderTags(d);
     } catch {
