@@ -77,6 +77,11 @@ if (enabled) {
     const shot = process.env.UPDATE_SCREENSHOT === '1' ? join(ROOT, 'docs', 'status-page.png') : join(tmp.dir, 'status-page.png');
     await page.screenshot({ path: shot as `${string}.png`, fullPage: true });
     assert.ok(statSync(shot).size > 10_000, `a screenshot in ${shot}`);
+
+    // on a phone's width nothing runs off the side
+    await page.setViewport({ width: 390, height: 844, isMobile: true });
+    await page.waitForFunction(PLC_CHARTS, { timeout: 10_000 });
+    assert.ok(await page.evaluate('document.documentElement.scrollWidth <= 390'), 'no horizontal scrolling at 390 px');
   });
 }
 
