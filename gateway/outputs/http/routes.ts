@@ -81,7 +81,9 @@ async function route(deps: RouteDeps, req: IncomingMessage, res: ServerResponse)
       return;
     }
     case '/api/events':
-      deps.events.add(req, res, JSON.stringify(deps.status.build('full')));
+      // HEAD asks whether the stream is there, and would otherwise hold a client's place
+      if (req.method === 'HEAD') send(res, 200, 'text/event-stream', '');
+      else deps.events.add(req, res, JSON.stringify(deps.status.build('full')));
       return;
   }
   const file = deps.page.get(url.pathname === '/' ? '/index.html' : url.pathname);
