@@ -112,7 +112,7 @@ function fakeContext(tags: number): { ctx: GatewayContext; tick(): void } {
     config: () => ({ gateway: { id: 'gw' } }) as never,
     devices: () => [device], device: (id) => (id === 'd1' ? device : undefined), latest: (id) => (id === 'd1' ? latest : undefined),
     broker: () => ({ url: 'mqtt://x', connected: true, buffer, queued_batches: 0, inflight: 0, published_batches: 0, published_readings: 0 }),
-    stats: () => ({ ts: Date.now(), uptime_s: 1, rss_bytes: 1, event_loop_delay_p99_ms: 0, buffer, devices: {} }),
+    stats: () => ({ ts: Date.now(), uptime_s: 1, rss_bytes: 1, event_loop_delay_p99_ms: 0, readings_per_s: 0, buffer, devices: {} }),
     health: () => ({ ok: true }), write: async () => undefined, republishTagStates: () => undefined,
   };
   return { ctx, tick };

@@ -8,7 +8,6 @@ export async function createOutputs(config: ResolvedConfig): Promise<Output[]> {
   const outputs: Output[] = [];
   if (config.homeassistant.enabled) outputs.push(new (await import('../outputs/homeassistant/index.js')).HomeAssistantOutput());
   if (config.sparkplug.enabled) outputs.push(new (await import('../outputs/sparkplug/index.js')).SparkplugOutput());
-
   if (config.http) outputs.push(new (await import('../outputs/http/index.js')).HttpOutput(config.http));
   return outputs;
 }
