@@ -17,8 +17,9 @@ import { isPublishTopic } from './topics.js';
 import { parseWritePayload, WriteLog } from './writes.js';
 import { OutputHub } from './outputs/hub.js';
 import type { BrokerView, DeviceView, GatewayContext, GatewayStats, Output } from './outputs/output.js';
+import { VERSION } from './version.js';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 /** the in-memory queue bound while the broker is away (the disk buffer is bounded by buffer.max_size) */
 const MEMORY_QUEUE_MAX_BYTES = 32 * 1024 * 1024;

@@ -1,14 +1,16 @@
 // The command line as a user meets it: exit codes, help, and the demo.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runCli, runCliToEnd, writeConfig } from './helpers/gateway.js';
+import { ROOT, runCli, runCliToEnd, writeConfig } from './helpers/gateway.js';
 import { tempDir, waitFor } from './helpers/peers.js';
 
-test('--version prints the package version', async () => {
+test('--version prints the version in package.json', async () => {
   const r = await runCliToEnd(['--version']);
   assert.is(r.code, 0);
-  assert.is(r.stdout.trim(), '0.1.0');
+  assert.is(r.stdout.trim(), (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
 });
 
 test('--help lists the commands; no command is a usage error', async () => {

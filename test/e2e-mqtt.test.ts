@@ -1,11 +1,12 @@
 // The gateway's MQTT surface end to end: retained status and last will,
 // writes with their results, and secrets kept out of logs and stats.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { dataOf, gatewayConfig, latest, serialDevice, setup, waitForState } from './helpers/e2e.js';
+import { ROOT } from './helpers/gateway.js';
 import { requirePeer, sleep, waitFor } from './helpers/peers.js';
 
 const enabled = requirePeer('mosquitto', 'end-to-end tests publish to a real broker') && requirePeer('socat', 'serial ports are socat pty pairs');
@@ -20,7 +21,7 @@ if (enabled) {
       await waitFor(() => latest(sub, 'edgegate/gw1/status')?.state === 'online', 5000, 'the online status');
       await waitFor(() => latest(sub, 'edgegate/gw1/stats') !== undefined, 5000, 'a stats payload');
       const online = latest(sub, 'edgegate/gw1/status')!;
-      assert.is(online.version, '0.1.0');
+      assert.is(online.version, (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
       assert.type(online.started, 'number');
       const dev = latest(sub, 'edgegate/gw1/devices/inst1/status')!;
       assert.type(dev.since, 'number');
