@@ -91,7 +91,7 @@ check_node() {
 check_source() {
   [ -f "$SRC/dist/gateway/cli/main.js" ] || die "$SRC is not built: run \"npm install\" there first"
   local f
-  for f in package.json package-lock.json config/examples/raspberry-pi.yaml systemd/edgegate.service; do
+  for f in package.json config/examples/raspberry-pi.yaml systemd/edgegate.service; do
     [ -f "$SRC/$f" ] || die "$SRC/$f is missing"
   done
   command -v "$NPM" >/dev/null 2>&1 || die "npm (\"$NPM\") was not found"
@@ -191,13 +191,16 @@ stage_program() {
   make_dir "$(dirname "$ROOT$LIB")" 0755
   rm -rf "$staging"
   mkdir -p "$staging/dist" "$staging/config" "$staging/systemd"
-  cp "$SRC/package.json" "$SRC/package-lock.json" "$SRC/README.md" "$staging/"
+  cp "$SRC/package.json" "$SRC/README.md" "$staging/"
   cp -R "$SRC/dist/gateway" "$SRC/dist/drivers" "$SRC/dist/config" "$staging/dist/"
   cp -R "$SRC/config/examples" "$staging/config/"
   cp "$SRC/systemd/edgegate.service" "$SRC/systemd/install.sh" "$staging/systemd/"
-  say "installing the runtime dependencies (npm ci --omit=dev)"
+  # a checkout has the lock file; an npm package (npm install -g edgegate) has none
+  local install=install
+  if [ -f "$SRC/package-lock.json" ]; then cp "$SRC/package-lock.json" "$staging/"; install=ci; fi
+  say "installing the runtime dependencies (npm $install --omit=dev)"
   # no install scripts: every native part (serialport, koffi) ships prebuilt for arm, arm64 and x64
-  (cd "$staging" && "$NPM" ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error) || die "npm ci failed"
+  (cd "$staging" && "$NPM" "$install" --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error) || die "npm $install failed"
 }
 
 install_program() {
