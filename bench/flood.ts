@@ -7,7 +7,7 @@
 // (found, missing, duplicates). Everything a row starts is stopped in its
 // finally block.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLI, writeConfig } from '../test/helpers/gateway.js';
@@ -18,9 +18,11 @@ import { DEPLOYED_FLAGS } from './memory.js';
 import { ProcSampler } from './procfs.js';
 import type { Row } from './report.js';
 import { CountingSubscriber } from './subscriber.js';
+import type { Trace } from './trace-hook.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const SIM = join(HERE, '..', 'drivers', 'opcua', 'sim-server.js');
+const TRACE_HOOK = join(HERE, 'trace-hook.js');
 const MAX_WAIT_MS = 100;
 const BATCH = { max_readings: 500, max_wait: `${MAX_WAIT_MS}ms` };
 const B_RATE = 10;
@@ -36,8 +38,8 @@ process.on('exit', () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
 
-function start(script: string, args: string[], flags: string[] = []): { child: ChildProcess; out: () => string; err: () => string } {
-  const child = spawn(process.execPath, [...flags, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function start(script: string, args: string[], flags: string[] = [], env?: NodeJS.ProcessEnv): { child: ChildProcess; out: () => string; err: () => string } {
+  const child = spawn(process.execPath, [...flags, script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env && { env: { ...process.env, ...env } }) });
   children.add(child);
   child.once('exit', () => children.delete(child));
   let out = '', err = '';
@@ -96,7 +98,9 @@ async function runRow(name: string, flooded: boolean, seconds: number): Promise<
     const s = await CountingSubscriber.connect(broker.url, { kind: 'gateway', prefix: 'edgegate/bench', device: 'b', sentTag: 't' });
     sub = s;
     const file = writeConfig(tmp.dir, { gateway: { id: 'bench' }, mqtt: { url: broker.url, qos: 1 }, buffer: { dir: join(tmp.dir, 'buffer') }, batch: BATCH, stats_interval: '1s', devices });
-    const gw = start(CLI, ['run', '--config', file], [...DEPLOYED_FLAGS]);
+    const traceFile = join(tmp.dir, 'trace.json');
+    const gw = start(CLI, ['run', '--config', file], [...DEPLOYED_FLAGS, ...(process.env.EDGEGATE_BENCH_GW_FLAGS ?? '').split(' ').filter(Boolean), '--import', TRACE_HOOK],
+      { EDGEGATE_TRACE_FILE: traceFile, EDGEGATE_TRACE_DEVICE: 'b' });
     procs.push(gw.child);
     const ids = flooded ? ['a', 'b', 'plc'] : ['b'];
     await until(() => s.stats.some((x) => ids.every((id) => x.devices[id]?.state === 'connected')), 90_000, `not every device connected within 90 s: ${gw.err()}`);
@@ -119,6 +123,9 @@ async function runRow(name: string, flooded: boolean, seconds: number): Promise<
     await until(() => s.unique >= (sent.lines ?? 0) || Date.now() - t1 > 10_000, 15_000, 'drain');
     sampler.sample();
     const w = sampler.window(t0, t1);
+    await stop(gw.child, 8000);
+    const trace = existsSync(traceFile) ? JSON.parse(readFileSync(traceFile, 'utf8')) as Trace : undefined;
+    const parts = trace ? breakdown(trace, s.batches, t0, t1) : undefined;
     const inWindow = s.stats.filter((x) => x.at >= t0 && x.at <= t1 + 1000);
     const loop = inWindow.length > 0 ? Math.max(...inWindow.map((x) => x.loop_p99_ms)) : null;
     const lat = s.latency();
@@ -140,8 +147,8 @@ async function runRow(name: string, flooded: boolean, seconds: number): Promise<
       p50_ms: lat ? round1(lat.p50) : null,
       p99_ms: lat ? round1(lat.p99) : null,
       msgs_per_s: null,
-      note: `B: ${sent.lines} lines, latency from the write to the subscriber (max_wait ${MAX_WAIT_MS} ms)${beside}`,
-      detail: { b_lines: sent.lines, max_wait_ms: MAX_WAIT_MS, a_readings_per_s: flooded ? rate('a') : null, opcua_readings_per_s: flooded ? rate('plc') : null, loop_p99_ms_per_stats: inWindow.map((x) => x.loop_p99_ms) },
+      note: `B: ${sent.lines} lines, latency from the write to the subscriber (max_wait ${MAX_WAIT_MS} ms)${beside}${parts ? `; ${parts.text}` : ''}`,
+      detail: { breakdown: parts?.detail ?? null, b_lines: sent.lines, max_wait_ms: MAX_WAIT_MS, a_readings_per_s: flooded ? rate('a') : null, opcua_readings_per_s: flooded ? rate('plc') : null, loop_p99_ms_per_stats: inWindow.map((x) => x.loop_p99_ms) },
     };
   } finally {
     sampler?.stop();
@@ -151,6 +158,55 @@ async function runRow(name: string, flooded: boolean, seconds: number): Promise<
     await broker?.stop();
     tmp.remove();
   }
+}
+
+const pct = (xs: number[], q: number): number => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] as number;
+};
+
+/**
+ * B's latency in four parts per line: the wire to the read (pty, serial
+ * slices), the read to the batch's close (max_wait and the timer's lateness),
+ * the close to the hand-over to MQTT.js (the publisher's FIFO and in-flight
+ * window, shared by every device), and the hand-over to the subscriber (the
+ * socket, the broker, the subscriber's own loop); plus, for the slowest 1 %
+ * of lines, the mean of each part: which one makes the tail.
+ */
+function breakdown(trace: Trace, arrivals: CountingSubscriber['batches'], t0: number, t1: number): { text: string; detail: object } {
+  const bySeq = new Map(trace.batches.map((b) => [b.seq, b]));
+  const rows: number[][] = [];
+  const ahead: number[] = [];
+  for (const a of arrivals) {
+    const t = bySeq.get(a.seq);
+    if (!t || t.handed === undefined) continue;
+    ahead.push(t.queuedAhead);
+    a.sent.forEach((sent, i) => {
+      const read = a.read[i] as number;
+      rows.push([read - sent, t.closed - read, (t.handed as number) - t.closed, a.at - (t.handed as number), a.at - sent]);
+    });
+  }
+  const names = ['wire→read', 'read→closed', 'closed→handed', 'handed→subscriber'];
+  const col = (k: number) => rows.map((r) => r[k] as number);
+  const total = col(4);
+  const cut = pct(total, 0.99);
+  const tail = rows.filter((r) => (r[4] as number) >= cut);
+  const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / Math.max(1, xs.length);
+  const parts = names.map((n, k) => ({ part: n, p50: pct(col(k), 0.5), p99: pct(col(k), 0.99), tail_mean: round1(mean(tail.map((r) => r[k] as number))) }));
+  const gc = trace.gc.filter((g) => g.at >= t0 && g.at <= t1);
+  const major = gc.filter((g) => g.major).map((g) => g.ms);
+  const minor = gc.filter((g) => !g.major).map((g) => g.ms);
+  const secs = (t1 - t0) / 1000;
+  const gcDetail = {
+    major_count: major.length, major_max_ms: round1(Math.max(0, ...major)), major_p50_ms: round1(pct(major, 0.5) || 0),
+    minor_per_s: round1(minor.length / secs), minor_max_ms: round1(Math.max(0, ...minor)), minor_p99_ms: round1(pct(minor, 0.99) || 0),
+    gc_ms_per_s: round1((major.reduce((x, y) => x + y, 0) + minor.reduce((x, y) => x + y, 0)) / secs),
+  };
+  const text = parts.map((p) => `${p.part} p50 ${p.p50} / p99 ${p.p99} / tail ${p.tail_mean} ms`).join(', ')
+    + `; batches ahead of B's at its close p50 ${pct(ahead, 0.5)} / p99 ${pct(ahead, 0.99)}`
+    + `; GC: ${major.length} mark-compact (max ${gcDetail.major_max_ms} ms), ${gcDetail.minor_per_s} scavenges/s (p99 ${gcDetail.minor_p99_ms} ms), ${gcDetail.gc_ms_per_s} ms/s`;
+  return { text, detail: { parts, ahead_p50: pct(ahead, 0.5), ahead_p99: pct(ahead, 0.99), gc: gcDetail, batches_per_device: trace.batchesPerDevice } };
 }
 
 export async function benchFlood(opts: { quick?: boolean; only?: (name: string) => boolean } = {}): Promise<Row[]> {

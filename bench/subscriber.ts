@@ -24,6 +24,8 @@ export class CountingSubscriber {
   firstAt = 0;
   lastAt = 0;
   readonly stats: StatsSample[] = [];
+  /** with sentTag: each batch's seq, arrival, and per reading of sentTag its value (the write time) and ts (the read time) */
+  readonly batches: Array<{ seq: number; at: number; sent: number[]; read: number[] }> = [];
   private seen = new Uint8Array(1 << 16);
   private lat = new Float64Array(1 << 16);
   private nLat = 0;
@@ -59,17 +61,23 @@ export class CountingSubscriber {
     const l = this.layout;
     if (l.kind === 'gateway') {
       if (topic.endsWith('/stats')) return this.onStats(now, payload);
-      const batch = JSON.parse(payload.toString('utf8')) as { readings: Array<{ tag: string; value: unknown; ts: number }> };
+      const batch = JSON.parse(payload.toString('utf8')) as { seq: number; readings: Array<{ tag: string; value: unknown; ts: number }> };
       this.dataMessages++;
       this.readings += batch.readings.length;
       const sent = l.sentTag;
       if (sent === undefined) {
         for (const r of batch.readings) if (r.tag === 'n') this.count(r.value as number, now - r.ts);
       } else {
+        const trace = { seq: batch.seq, at: now, sent: [] as number[], read: [] as number[] };
         for (const r of batch.readings) {
           if (r.tag === 'n') this.count(r.value as number, undefined);
-          else if (r.tag === sent) this.addLatency(now - (r.value as number));
+          else if (r.tag === sent) {
+            this.addLatency(now - (r.value as number));
+            trace.sent.push(r.value as number);
+            trace.read.push(r.ts);
+          }
         }
+        this.batches.push(trace);
       }
     } else {
       this.dataMessages++;
