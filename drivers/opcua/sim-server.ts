@@ -50,6 +50,8 @@ export interface SimServer {
   /** ticks done so far: counter v<i> holds the latest one */
   readonly ticks: number;
   sessionCount(): number;
+  /** the maxNotificationsPerPublish each open subscription got (0 asked: the server's own limit) */
+  notificationLimits(): number[];
   /** rereads the server's trust list (<pkiDir>/server/trusted/certs), as an administrator's "trust" does */
   reloadTrust(): Promise<void>;
   /** a Sim variable by name, e.g. "Quality" */
@@ -184,6 +186,10 @@ export async function startSimServer(opts: SimServerOptions = {}): Promise<SimSe
     get changes() { return changes; },
     get ticks() { return ticks; },
     sessionCount: () => server.engine.currentSessionCount,
+    notificationLimits: () => {
+      const sessions = (server.engine as unknown as { _sessions: Record<string, { publishEngine?: { subscriptions: Array<{ maxNotificationsPerPublish: number }> } }> })._sessions;
+      return Object.values(sessions).flatMap((s) => s.publishEngine?.subscriptions.map((x) => x.maxNotificationsPerPublish) ?? []);
+    },
     reloadTrust: () => serverCertificateManager.reloadCertificates(),
     variable,
     set(name, value, status = StatusCodes.Good) {
