@@ -126,14 +126,14 @@ export async function demoCommand(argv: string[]): Promise<number> {
     devices: [{
       id: DEVICE, driver: 'serial', port: instrument.port, baud_rate: 9600, format: 'kv',
       tags: {
-        T: { name: 'temperature', unit: '°C', deadband: 0.05, max_interval: '10s' },
-        H: { name: 'humidity', unit: '%', deadband: 0.5, min_interval: '2s' },
+        T: { name: 'temperature', unit: '°C', device_class: 'temperature', deadband: 0.05, max_interval: '10s' },
+        H: { name: 'humidity', unit: '%', device_class: 'humidity', deadband: 0.5, min_interval: '2s' },
         count: { name: 'counter' },
       },
     }, {
       id: OPCUA_DEVICE, driver: 'opcua', endpoint: plc.endpoint, sampling_interval: '250ms', publishing_interval: '500ms',
       tags: {
-        temperature: { node: 'ns=1;s=Sim.Temperature', unit: '°C', deadband: 0.1 },
+        temperature: { node: 'ns=1;s=Sim.Temperature', unit: '°C', device_class: 'temperature', deadband: 0.1 },
         counter: { node: 'ns=1;s=Sim.Counter', min_interval: '1s' },
         running: { node: 'ns=1;s=Sim.Running', type: 'boolean' },
         state: { node: 'ns=1;s=Sim.State', type: 'string' },
