@@ -227,8 +227,10 @@ export class SparkplugOutput implements Output {
 
   #publishNodeData(): void {
     if (!this.#ready) return;
-    const metrics = this.#node.changed(this.#ctx.clock.now());
-    if (metrics.length > 0) this.#publish('NDATA', undefined, { timestamp: this.#ctx.clock.now(), metrics });
+    // one reading of the clock: the payload and its metrics carry the same moment
+    const now = this.#ctx.clock.now();
+    const metrics = this.#node.changed(now);
+    if (metrics.length > 0) this.#publish('NDATA', undefined, { timestamp: now, metrics });
   }
 
   /** every message but NDEATH carries the next seq (0–255, wrapping; NBIRTH 0); data goes without datatypes */
