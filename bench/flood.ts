@@ -65,6 +65,15 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
   }
 }
 
+/** the time the process's main thread waited for a CPU while ready to run (the kernel's schedstat) */
+function runQueueMs(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e6;
+  } catch {
+    return NaN;
+  }
+}
+
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
 async function runRow(name: string, flooded: boolean, seconds: number): Promise<Row> {
@@ -100,7 +109,7 @@ async function runRow(name: string, flooded: boolean, seconds: number): Promise<
     const file = writeConfig(tmp.dir, { gateway: { id: 'bench' }, mqtt: { url: broker.url, qos: 1 }, buffer: { dir: join(tmp.dir, 'buffer') }, batch: BATCH, stats_interval: '1s', devices });
     const traceFile = join(tmp.dir, 'trace.json');
     const gw = start(CLI, ['run', '--config', file], [...DEPLOYED_FLAGS, ...(process.env.EDGEGATE_BENCH_GW_FLAGS ?? '').split(' ').filter(Boolean), '--import', TRACE_HOOK],
-      { EDGEGATE_TRACE_FILE: traceFile, EDGEGATE_TRACE_DEVICE: 'b' });
+      { EDGEGATE_TRACE_FILE: traceFile, EDGEGATE_TRACE_DEVICE: 'b', EDGEGATE_TRACE_PORT: b.device });
     procs.push(gw.child);
     const ids = flooded ? ['a', 'b', 'plc'] : ['b'];
     await until(() => s.stats.some((x) => ids.every((id) => x.devices[id]?.state === 'connected')), 90_000, `not every device connected within 90 s: ${gw.err()}`);
@@ -114,12 +123,14 @@ async function runRow(name: string, flooded: boolean, seconds: number): Promise<
       await sleep(2000);
     }
     const t0 = Date.now();
+    const waited0 = runQueueMs(gw.child.pid as number);
     const inst = start(join(HERE, 'instrument.js'), [b.instrument, String(seconds), `lines:${B_RATE}`]);
     procs.push(inst.child);
     await until(() => inst.child.exitCode !== null, seconds * 1000 + 15_000, 'the instrument of B did not finish');
     const sent = JSON.parse(inst.out().trim().split('\n').pop() ?? '{}') as { lines?: number };
     if (inst.child.exitCode !== 0 || sent.lines === undefined) throw new Error(`the instrument of B failed: ${inst.err()}`);
     const t1 = Date.now();
+    const waited = runQueueMs(gw.child.pid as number) - waited0;
     await until(() => s.unique >= (sent.lines ?? 0) || Date.now() - t1 > 10_000, 15_000, 'drain');
     sampler.sample();
     const w = sampler.window(t0, t1);
@@ -136,6 +147,7 @@ async function runRow(name: string, flooded: boolean, seconds: number): Promise<
       return dt > 0 ? Math.round((r1 - r0) / dt) : 0;
     };
     const missing = s.missing(sent.lines);
+    const queued = `; gateway's main thread ready but not running ${Math.round(waited / ((t1 - t0) / 1000))} ms/s`;
     const beside = flooded ? `; beside: A ${rate('a').toLocaleString('en-US')} readings/s, OPC UA ${rate('plc').toLocaleString('en-US')} readings/s` : '';
     return {
       name,
@@ -147,7 +159,7 @@ async function runRow(name: string, flooded: boolean, seconds: number): Promise<
       p50_ms: lat ? round1(lat.p50) : null,
       p99_ms: lat ? round1(lat.p99) : null,
       msgs_per_s: null,
-      note: `B: ${sent.lines} lines, latency from the write to the subscriber (max_wait ${MAX_WAIT_MS} ms)${beside}${parts ? `; ${parts.text}` : ''}`,
+      note: `B: ${sent.lines} lines, latency from the write to the subscriber (max_wait ${MAX_WAIT_MS} ms)${beside}${queued}${parts ? `; ${parts.text}` : ''}`,
       detail: { breakdown: parts?.detail ?? null, b_lines: sent.lines, max_wait_ms: MAX_WAIT_MS, a_readings_per_s: flooded ? rate('a') : null, opcua_readings_per_s: flooded ? rate('plc') : null, loop_p99_ms_per_stats: inWindow.map((x) => x.loop_p99_ms) },
     };
   } finally {
@@ -184,7 +196,9 @@ function breakdown(trace: Trace, arrivals: CountingSubscriber['batches'], t0: nu
     ahead.push(t.queuedAhead);
     a.sent.forEach((sent, i) => {
       const read = a.read[i] as number;
-      rows.push([read - sent, t.closed - read, (t.handed as number) - t.closed, a.at - (t.handed as number), a.at - sent]);
+      // the first time B's port was reported readable after the write (none: the read was already pending)
+      const woke = trace.readable.find((r) => r >= sent && r <= read) ?? read;
+      rows.push([read - sent, t.closed - read, (t.handed as number) - t.closed, a.at - (t.handed as number), a.at - sent, woke - sent, read - woke]);
     });
   }
   const names = ['wire→read', 'read→closed', 'closed→handed', 'handed→subscriber'];
@@ -193,7 +207,10 @@ function breakdown(trace: Trace, arrivals: CountingSubscriber['batches'], t0: nu
   const cut = pct(total, 0.99);
   const tail = rows.filter((r) => (r[4] as number) >= cut);
   const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / Math.max(1, xs.length);
-  const parts = names.map((n, k) => ({ part: n, p50: pct(col(k), 0.5), p99: pct(col(k), 0.99), tail_mean: round1(mean(tail.map((r) => r[k] as number))) }));
+  const parts = [...names, 'wire→readable', 'readable→read'].map((n, j) => {
+    const k = j < 4 ? j : j + 1;
+    return { part: n, p50: pct(col(k), 0.5), p99: pct(col(k), 0.99), tail_mean: round1(mean(tail.map((r) => r[k] as number))) };
+  });
   const gc = trace.gc.filter((g) => g.at >= t0 && g.at <= t1);
   const major = gc.filter((g) => g.major).map((g) => g.ms);
   const minor = gc.filter((g) => !g.major).map((g) => g.ms);

@@ -5,7 +5,8 @@
 // handed it to MQTT.js (and the bytes the socket still held), and its PUBACK;
 // for the process, every GC pause (perf_hooks) and the batches per second of
 // each device. All is written as JSON to EDGEGATE_TRACE_FILE at exit.
-import { writeFileSync } from 'node:fs';
+import { readlinkSync, realpathSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { MqttClient } from 'mqtt';
 import { MqttPublisher } from '../gateway/publisher.js';
@@ -16,10 +17,30 @@ const device = process.env.EDGEGATE_TRACE_DEVICE ?? 'b';
 
 export interface TraceBatch { seq: number; closed: number; queuedAhead: number; inflight: number; handed?: number; socketBytes?: number; acked?: number }
 export interface TraceGc { at: number; ms: number; major: boolean }
-export interface Trace { batches: TraceBatch[]; gc: TraceGc[]; batchesPerDevice: Record<string, number>; closedTotal: number }
+export interface Trace { batches: TraceBatch[]; gc: TraceGc[]; batchesPerDevice: Record<string, number>; closedTotal: number; readable: number[] }
 
 if (file !== undefined) {
-  const trace: Trace = { batches: [], gc: [], batchesPerDevice: {}, closedTotal: 0 };
+  const trace: Trace = { batches: [], gc: [], batchesPerDevice: {}, closedTotal: 0, readable: [] };
+  // when the poller of the traced port (EDGEGATE_TRACE_PORT) reports it readable:
+  // splits the wire→read part into the wake-up (OS, pty, loop) and the read itself
+  const port = process.env.EDGEGATE_TRACE_PORT;
+  if (port !== undefined) {
+    const target = realpathSync(port);
+    const require = createRequire(import.meta.url);
+    const poller = require('@serialport/bindings-cpp/dist/poller') as { Poller: new (fd: number) => { emit: (e: string, ...a: unknown[]) => boolean } };
+    const Base = poller.Poller;
+    poller.Poller = class extends Base {
+      constructor(fd: number) {
+        super(fd);
+        let mine = false;
+        try { mine = readlinkSync(`/proc/self/fd/${fd}`) === target; } catch { /* not traced */ }
+        if (mine) {
+          const emit = this.emit.bind(this);
+          this.emit = (e: string, ...a: unknown[]) => { if (e === 'readable' && a[0] == null) trace.readable.push(Date.now()); return emit(e, ...a); };
+        }
+      }
+    };
+  }
   const bySeq = new Map<number, TraceBatch>();
   const topicEnd = `/devices/${device}/data`;
 
