@@ -44,7 +44,7 @@ if (enabled) {
     assert.is(bdSeq('NBIRTH', 1), 1, 'bdSeq kept across the restart and incremented');
     const r = await again.stop();
     assert.is(r.code, 0);
-    await host.waitFor((m) => m.filter((x) => x.verb === 'NDEATH').length === 2, 5000, 'NDEATH at a clean stop');
+    await host.waitFor((m) => m.filter((x) => x.verb === 'NDEATH').length === 2, 15_000, 'NDEATH at a clean stop');
     assert.is(bdSeq('NDEATH', 1), 1);
   });
 }

@@ -28,7 +28,7 @@ if (enabled) {
     const births = new Map(host.of('DBIRTH').map((m) => [m.device!, m]));
     const oldAliases = new Set([...host.of('NBIRTH')[0]!.metrics, ...host.of('DBIRTH').flatMap((m) => m.metrics)].map((m) => m.alias).filter((x) => x !== undefined));
     ib!.write('n=1\n');
-    await host.waitFor((m) => dataValues(m, 'b', aliasOf(births.get('b')!, 'n')!).includes(1), 5000, 'b data before');
+    await host.waitFor((m) => dataValues(m, 'b', aliasOf(births.get('b')!, 'n')!).includes(1), 15_000, 'b data before');
 
     const before = host.messages.length;
     const ports = r.ptys.map((p) => p.device);
@@ -47,7 +47,7 @@ if (enabled) {
     ib!.write('n=5\nm=2.5\n');
     ia!.write('n=9\n');
     const n = aliasOf(reborn, 'n')!;
-    await host.waitFor((m) => dataValues(m, 'b', aliasOf(reborn, 'm')!).includes(2.5) && dataValues(m, 'a', aliasOf(births.get('a')!, 'n')!).includes(9), 5000, 'data after the reload');
+    await host.waitFor((m) => dataValues(m, 'b', aliasOf(reborn, 'm')!).includes(2.5) && dataValues(m, 'a', aliasOf(births.get('a')!, 'n')!).includes(9), 15_000, 'data after the reload');
     assert.equal(dataValues(host.messages.slice(before), 'b', n), [5], 'b by its new alias');
     assert.equal(dataValues(host.messages.slice(before), 'b', aliasOf(births.get('b')!, 'n')!), [], 'never by its old one');
     assert.equal(verbsOf(host.messages.slice(before), 'a'), ['DDATA'], 'a: no DDEATH, no DBIRTH, its aliases unchanged');
@@ -96,9 +96,9 @@ if (enabled) {
     await host.waitFor((m) => m.some((x) => x.verb === 'DBIRTH'), 15_000, 'births');
     assert.equal(host.of('DBIRTH')[0]!.metrics, [], 'no tag seen yet');
     instrument!.write('x=1\n');
-    await host.waitFor((m) => m.some((x) => x.verb === 'DDATA'), 5000, 'x');
+    await host.waitFor((m) => m.some((x) => x.verb === 'DDATA'), 15_000, 'x');
     instrument!.write('y=hello\n');
-    await host.waitFor((m) => m.filter((x) => x.verb === 'DDATA').length === 2, 5000, 'y');
+    await host.waitFor((m) => m.filter((x) => x.verb === 'DDATA').length === 2, 15_000, 'y');
     assert.equal(host.messages.filter((m) => m.device === 's1').map((m) => m.verb), ['DBIRTH', 'DBIRTH', 'DDATA', 'DBIRTH', 'DDATA']);
     const [, second, third] = host.of('DBIRTH');
     assert.equal(second!.metrics.map((m) => [m.name, m.type, m.value]), [['x', 'Double', 1]]);

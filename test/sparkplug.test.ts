@@ -90,16 +90,16 @@ if (enabled) {
 
     // DCMD by name and by alias reach the line; a value the checks refuse is counted, not written
     await host.command(topic('DCMD', 's1'), [{ name: 'sp', type: 'Double', value: 7.5 }]);
-    await waitFor(() => instrument.received.includes('SET sp 7.5\n'), 5000, 'DCMD by name written');
+    await waitFor(() => instrument.received.includes('SET sp 7.5\n'), 15_000, 'DCMD by name written');
     await host.command(topic('DCMD', 's1'), [{ name: 'sp', type: 'Double', value: 11 }]);
     await host.command(topic('DCMD', 's1'), [{ name: 'n', type: 'Int64', value: 1 }]);
     await host.command(topic('DCMD', 's1'), [{ alias: aliasOf(dbirth, 'sp')!, type: 'Double', value: 3 }]);
-    await waitFor(() => instrument.received.includes('SET sp 3\n'), 5000, 'DCMD by alias written');
+    await waitFor(() => instrument.received.includes('SET sp 3\n'), 15_000, 'DCMD by alias written');
     // a host may leave the datatype out of a command, as of data: the DBIRTH's one applies
     // (an Int64 travels as a uint64: only the datatype says -3 is not 2^64 - 3)
     await host.client.publishAsync(topic('DCMD', 's1'), encodeData({ timestamp: Date.now(), metrics: [{ alias: aliasOf(dbirth, 'k')!, type: 'Int64', value: -3 }] }));
-    await waitFor(() => instrument.received.includes('SET k -3\n'), 5000, 'DCMD without datatype written');
-    await waitFor(() => r.output.counters.refused_commands === 2, 5000, 'two refusals counted');
+    await waitFor(() => instrument.received.includes('SET k -3\n'), 15_000, 'DCMD without datatype written');
+    await waitFor(() => r.output.counters.refused_commands === 2, 15_000, 'two refusals counted');
     assert.is(instrument.received, 'SET sp 7.5\nSET sp 3\nSET k -3\n');
 
     // the device's port vanishes: DDEATH, seq still continuous
@@ -107,7 +107,7 @@ if (enabled) {
     await host.waitFor((m) => m.some((x) => x.verb === 'DDEATH'), 15_000, 'DDEATH');
     assert.is(host.of('DDEATH', 's1')[0]!.topic, topic('DDEATH', 's1'));
     await r.stop();
-    await host.waitFor((m) => m.some((x) => x.verb === 'NDEATH'), 5000, 'NDEATH at stop');
+    await host.waitFor((m) => m.some((x) => x.verb === 'NDEATH'), 15_000, 'NDEATH at stop');
     const ndeath = host.of('NDEATH')[0]!;
     assert.is(ndeath.seq, undefined, 'NDEATH has no seq');
     assert.equal(ndeath.metrics.map((m) => [m.name, m.type, m.value]), [['bdSeq', 'Int64', 0]]);
@@ -138,21 +138,21 @@ if (enabled) {
     const historical = host.of('DDATA').flatMap((m) => m.metrics);
     assert.equal(historical.map((m) => [m.alias, m.value, m.isHistorical]), [1, 2, 3, 4, 5].map((v) => [n, v, true]));
     instrument.write('n=6\n');
-    await host.waitFor((m) => values(m.filter((x) => x.verb === 'DDATA'), n).includes(6), 5000, 'live data');
+    await host.waitFor((m) => values(m.filter((x) => x.verb === 'DDATA'), n).includes(6), 15_000, 'live data');
     assert.is(host.of('DDATA').flatMap((m) => m.metrics).find((m) => m.value === 6)?.isHistorical, undefined, 'live data is not historical');
     assert.equal(seqBreaks(host.messages), []);
 
     // a stale offline STATE (older than the online one) changes nothing; a current one ends the session with NDEATH
     await host.state('scada1', false, t0);
     instrument.write('n=7\n');
-    await host.waitFor((m) => values(m.filter((x) => x.verb === 'DDATA'), n).includes(7), 5000, 'data after a stale STATE');
+    await host.waitFor((m) => values(m.filter((x) => x.verb === 'DDATA'), n).includes(7), 15_000, 'data after a stale STATE');
     assert.is(host.of('NDEATH').length, 0);
     await host.state('scada1', false, t0 + 2);
-    await host.waitFor((m) => m.some((x) => x.verb === 'NDEATH'), 5000, 'NDEATH on offline');
+    await host.waitFor((m) => m.some((x) => x.verb === 'NDEATH'), 15_000, 'NDEATH on offline');
     assert.is(host.of('NDEATH')[0]!.metrics[0]!.value, 0);
     const births = host.of('NBIRTH').length;
     instrument.write('n=8\n');
-    await waitFor(() => jsonReadings() === 8, 5000, 'n=8 on the JSON topic');
+    await waitFor(() => jsonReadings() === 8, 15_000, 'n=8 on the JSON topic');
     assert.is(host.of('NBIRTH').length, births, 'no births while offline');
     await host.state('scada1', true, t0 + 3);
     await host.waitFor((m) => values(m.filter((x) => x.verb === 'DDATA'), n).includes(8), 10_000, 'n=8 replayed');
