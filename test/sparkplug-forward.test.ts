@@ -72,4 +72,32 @@ test('a device born within the hold gets its batch sent, and the next wait start
   await r.fwd.close();
 });
 
+test('a device without DBIRTH is held once: after its hold all its waiting batches go at once, the others are not held again for each', async () => {
+  const r = rig(5000);
+  r.fwd.push(mkBatch(1, 'a'));
+  r.fwd.push(mkBatch(2, 'a'));
+  r.fwd.push(mkBatch(3, 'b'));
+  r.fwd.push(mkBatch(4, 'a'));
+  r.fwd.push(mkBatch(5, 'b'));
+  r.fwd.setReady(true);
+  await r.settle();
+  r.advance(5000);
+  r.fwd.drain();
+  for (let i = 0; i < 10; i++) await r.settle();
+  assert.equal(r.dropped.map((b) => [b.device, b.seq]), [['a', 1], ['a', 2], ['a', 4]], 'one hold for all of a');
+  assert.equal(r.sent, [['b', [3], true], ['b', [5], true]], 'b not held behind a again');
+  // a new batch of a while it is still not born: no new hold
+  r.fwd.push(mkBatch(6, 'a'));
+  r.fwd.drain();
+  await r.settle();
+  assert.equal(r.dropped.map((b) => b.seq), [1, 2, 4, 6]);
+  // once born, a is waited for again
+  r.fwd.born('a');
+  r.fwd.push(mkBatch(7, 'a'));
+  r.fwd.drain();
+  await r.settle();
+  assert.equal([r.dropped.length, r.buffer.size], [4, 1], 'held again after a DBIRTH');
+  await r.fwd.close();
+});
+
 test.run();

@@ -39,7 +39,12 @@ export interface Replayer {
 }
 
 export interface ForwarderOptions {
-  /** how long the head of the queue waits for its device's DBIRTH before it is given up (default 30 s) */
+  /**
+   * how long the head of the queue waits for its device's DBIRTH before it is
+   * given up (default 30 s); once a device's hold ran out, its other waiting
+   * batches are given up at once until it is born (one hold per device, not
+   * one per batch: the others are not held N times as long)
+   */
   holdMs?: number;
   /** how often a held head is tried again meanwhile (default 1 s) */
   retryMs?: number;
@@ -50,6 +55,8 @@ export class Forwarder {
   #sending = false;
   #ready = false;
   #holdSince: number | undefined;
+  /** devices whose hold ran out and that have not been born since */
+  readonly #expired = new Set<string>();
   #retry: NodeJS.Timeout | undefined;
 
   readonly #holdMs: number;
@@ -67,9 +74,16 @@ export class Forwarder {
 
   push(b: Batch): void { this.buffer.push(b); }
 
+  /** a device got its DBIRTH: it may be waited for again */
+  born(device: string): void { this.#expired.delete(device); }
+
   /** the session can (not) take data: what waits now is historical */
   setReady(ready: boolean): void {
-    if (ready && !this.#ready) this.#historicalAhead = this.buffer.size;
+    if (ready && !this.#ready) {
+      this.#historicalAhead = this.buffer.size;
+      // a new session: every device gets its hold again
+      this.#expired.clear();
+    }
     this.#ready = ready;
     this.buffer.setOnline(ready);
     if (ready) this.drain();
@@ -98,10 +112,13 @@ export class Forwarder {
       });
       if (outcome === 'sent') { this.#holdSince = undefined; return; }
       this.#sending = false;
-      if (outcome === 'wait' && (this.#holdSince ??= this.now()) + this.#holdMs > this.now()) {
-        this.buffer.requeue([item]);
-        this.#retry ??= setTimeout(() => { this.#retry = undefined; this.drain(); }, this.#retryMs);
-        return;
+      if (outcome === 'wait' && !this.#expired.has(item.batch.device)) {
+        if ((this.#holdSince ??= this.now()) + this.#holdMs > this.now()) {
+          this.buffer.requeue([item]);
+          this.#retry ??= setTimeout(() => { this.#retry = undefined; this.drain(); }, this.#retryMs);
+          return;
+        }
+        this.#expired.add(item.batch.device);
       }
       this.#holdSince = undefined;
       this.#done(item, historical);

@@ -177,7 +177,10 @@ export class SparkplugOutput implements Output {
     const def = defineDevice(view.config, latest, this.#aliases, this.#defs.get(id));
     this.#defs.set(id, def);
     const now = this.#ctx.clock.now();
-    if (this.#publish('DBIRTH', id, { timestamp: now, metrics: birthMetrics(def, latest, now) })) this.#born.add(id);
+    if (this.#publish('DBIRTH', id, { timestamp: now, metrics: birthMetrics(def, latest, now) })) {
+      this.#born.add(id);
+      this.#fwd!.born(id);
+    }
   }
 
   #deviceDeath(id: string): void {
