@@ -4,12 +4,15 @@
 // 'reconnect' just before, so that is where the next bdSeq and its will go in.
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { baseClientOptions, type MqttSettings } from '../../mqtt-options.js';
-import { safeUrl } from '../../logger.js';
+import { RateLimitedLog, safeUrl } from '../../logger.js';
 import type { Clock, Logger } from '../../types.js';
 import type { BdSeqStore } from './bdseq.js';
 import { encode } from './payload.js';
 
-const RECONNECT_MS = 2000;
+// exponential, as the JSON publisher's: every attempt also stores the next bdSeq (a synced write)
+const RECONNECT_MIN_MS = 1000;
+const RECONNECT_MAX_MS = 30_000;
+const ERROR_LOG_MS = 60_000;
 /** how long an NDEATH we publish ourselves may take before the connection is closed anyway */
 const NDEATH_WAIT_MS = 2000;
 
@@ -33,6 +36,7 @@ export class EdgeConnection {
   #client: MqttClient | undefined;
   #bdSeq = 0;
   #up = false;
+  #stopped = false;
   readonly #o: EdgeConnectionOptions;
 
   constructor(opts: EdgeConnectionOptions) {
@@ -46,8 +50,9 @@ export class EdgeConnection {
   start(): void {
     const o = this.#o;
     this.#bdSeq = o.bdSeq.take();
+    const errors = new RateLimitedLog(o.log, ERROR_LOG_MS, () => o.clock.monotonic());
     const options: IClientOptions = {
-      ...baseClientOptions(o.settings, RECONNECT_MS, 'sparkplug'),
+      ...baseClientOptions(o.settings, RECONNECT_MIN_MS, 'sparkplug'),
       protocolVersion: 5, protocolId: 'MQTT', clean: true,
       properties: { sessionExpiryInterval: 0 },
       will: this.#will(),
@@ -57,8 +62,10 @@ export class EdgeConnection {
     client.on('reconnect', () => {
       this.#bdSeq = o.bdSeq.take();
       client.options.will = this.#will();
+      client.options.reconnectPeriod = Math.min(RECONNECT_MAX_MS, (client.options.reconnectPeriod ?? RECONNECT_MIN_MS) * 2);
     });
     client.on('connect', () => {
+      client.options.reconnectPeriod = RECONNECT_MIN_MS;
       client.subscribe(o.subscriptions, { qos: 1 }, (err) => {
         if (err) {
           o.log.warn({ err: err.message }, 'sparkplug subscriptions refused; reconnecting');
@@ -76,7 +83,12 @@ export class EdgeConnection {
       o.log.warn({ url: safeUrl(o.settings.url) }, 'sparkplug connection lost');
       o.offline();
     });
-    client.on('error', (err) => o.log.debug({ err: err.message }, 'sparkplug connection error'));
+    // a refused CONNECT (wrong credentials, not authorized) must show at the default level; once a minute is enough
+    client.on('error', (err) => {
+      const fields = { url: safeUrl(o.settings.url), err: err.message, code: (err as { code?: unknown }).code };
+      if (errors.take()) errors.warn(fields, 'sparkplug connection error');
+      else o.log.debug(fields, 'sparkplug connection error');
+    });
     client.on('message', (topic, payload) => o.message(topic, payload));
   }
 
@@ -96,12 +108,15 @@ export class EdgeConnection {
     const client = this.#client;
     if (!client) return;
     await this.#goodbye(client);
+    // stopped or replaced meanwhile: this client stays closed (it would reconnect forever, a bdSeq each time)
+    if (this.#stopped || this.#client !== client) return;
     client.reconnect();
   }
 
   /** an intentional disconnect publishes its NDEATH first (the will is only for a death without goodbye) */
   async stop(): Promise<void> {
     const client = this.#client;
+    this.#stopped = true;
     this.#client = undefined;
     if (!client) return;
     await this.#goodbye(client);
