@@ -10,6 +10,7 @@ import { captureLog, mkBatch } from './helpers/mqtt-fixtures.js';
 
 function rig(holdMs: number) {
   let now = 0;
+  let up = true;
   const born = new Set<string>(['b']);
   const sent: Array<[string, number[], boolean]> = [];
   const dropped: Batch[] = [];
@@ -18,13 +19,14 @@ function rig(holdMs: number) {
   const fwd = new Forwarder(buffer, {
     send(device, readings: Reading[], historical, done) {
       if (!born.has(device)) return 'wait';
+      if (!up) return 'later';
       sent.push([device, readings.map((r) => r.value as number), historical]);
       done(true);
       return 'sent';
     },
     dropped: (b) => dropped.push(b),
   }, () => now, { holdMs, retryMs: 3_600_000 });
-  return { fwd, buffer, born, sent, dropped, advance(ms: number) { now += ms; }, settle: () => new Promise((r) => setImmediate(r)) };
+  return { fwd, buffer, born, sent, dropped, down(d: boolean) { up = !d; }, advance(ms: number) { now += ms; }, settle: () => new Promise((r) => setImmediate(r)) };
 }
 
 test('a batch whose device has no DBIRTH waits for the hold, then is dropped and counted; the batches behind it go out', async () => {
@@ -97,6 +99,22 @@ test('a device without DBIRTH is held once: after its hold all its waiting batch
   r.fwd.drain();
   await r.settle();
   assert.equal([r.dropped.length, r.buffer.size], [4, 1], 'held again after a DBIRTH');
+  await r.fwd.close();
+});
+
+test('a batch that cannot be written (connection not up) waits for the connection, past the hold, and is not dropped', async () => {
+  const r = rig(5000);
+  r.down(true);
+  r.fwd.push(mkBatch(1, 'b'));
+  r.fwd.setReady(true);
+  r.advance(60_000);
+  r.fwd.drain();
+  await r.settle();
+  assert.equal([r.sent.length, r.dropped.length, r.buffer.size], [0, 0, 1], 'kept');
+  r.down(false);
+  r.fwd.drain();
+  for (let i = 0; i < 5; i++) await r.settle();
+  assert.equal(r.sent, [['b', [1], true]]);
   await r.fwd.close();
 });
 

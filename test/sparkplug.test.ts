@@ -162,6 +162,27 @@ if (enabled) {
     assert.equal(seqBreaks(host.messages), []);
     await r.stop();
   });
+
+  test('a batch closed by max_bytes during an outage: every reading comes out in the historical DDATA, in order', async () => {
+    // one reading fits in max_bytes, two do not: each reading closes the batch before it
+    const r = await rig({ primary_host_id: 'scada1' }, { max_readings: 100, max_bytes: 150, max_wait: '300ms' });
+    const { host } = r;
+    const t0 = Date.now();
+    await host.state('scada1', false, t0);
+    const json = await collect(r.broker.url, 'edgegate/gw1/devices/s1/data');
+    cleanups.push(() => json.close());
+    const instrument = await r.start();
+    instrument.write('n=1\nn=2\nn=3\nn=4\nn=5\n');
+    const batches = () => json.messages.map((m) => (JSON.parse(m.payload) as { readings: unknown[] }).readings.length);
+    await waitFor(() => batches().reduce((a, b) => a + b, 0) === 5, 15_000, 'five readings on the JSON topic');
+    assert.equal(batches(), [1, 1, 1, 1, 1], 'each batch closed by the next reading (max_bytes)');
+    await host.state('scada1', true, t0 + 1);
+    const n = () => aliasOf(host.of('DBIRTH', 's1')[0]!, 'n')!;
+    await host.waitFor((m) => m.some((x) => x.verb === 'DBIRTH') && values(m.filter((x) => x.verb === 'DDATA'), n()).length >= 5, 15_000, 'five historical readings');
+    const metrics = host.of('DDATA').flatMap((m) => m.metrics);
+    assert.equal(metrics.map((m) => [m.value, m.isHistorical]), [1, 2, 3, 4, 5].map((v) => [v, true]));
+    await r.stop();
+  });
 }
 
 test.run();

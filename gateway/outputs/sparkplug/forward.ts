@@ -32,8 +32,12 @@ export async function openForwardBuffer(cfg: ResolvedConfig['buffer'], log: Logg
 }
 
 export interface Replayer {
-  /** what a device's batch becomes: sent (done called once it is written), or 'wait' (device not born yet), or 'drop' */
-  send(device: string, readings: Reading[], historical: boolean, done: (ok: boolean) => void): 'sent' | 'wait' | 'drop';
+  /**
+   * what a device's batch becomes: sent (done called once it is written),
+   * 'wait' (device not born yet: held, see holdMs), 'later' (the connection
+   * is not up: tried again, no hold counted), or 'drop'
+   */
+  send(device: string, readings: Reading[], historical: boolean, done: (ok: boolean) => void): 'sent' | 'wait' | 'later' | 'drop';
   /** batches given up (device gone), with their readings */
   dropped(b: Batch): void;
 }
@@ -112,6 +116,11 @@ export class Forwarder {
       });
       if (outcome === 'sent') { this.#holdSince = undefined; return; }
       this.#sending = false;
+      if (outcome === 'later') {
+        this.buffer.requeue([item]);
+        this.#retry ??= setTimeout(() => { this.#retry = undefined; this.drain(); }, this.#retryMs);
+        return;
+      }
       if (outcome === 'wait' && !this.#expired.has(item.batch.device)) {
         if ((this.#holdSince ??= this.now()) + this.#holdMs > this.now()) {
           this.buffer.requeue([item]);

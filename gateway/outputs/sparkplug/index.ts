@@ -97,14 +97,20 @@ export class SparkplugOutput implements Output {
     p.push(r);
   }
 
-  /** one batch of the core is one DDATA: the readings this output saw since the device's last batch */
+  /**
+   * One batch of the core is one DDATA: its readings are the first
+   * b.readings this output saw since the device's last batch. Only those:
+   * a batch closed by max_bytes is closed by the reading that did not fit,
+   * which is already here and belongs to the next one.
+   */
   batch(b: Batch): void {
-    const readings = this.#pending.get(b.device);
-    if (!this.#fwd || !readings || readings.length === 0) return;
-    this.#pending.set(b.device, []);
-    if (!this.#ready || this.#fwd!.busy) this.#fwd!.push(b);
-    else if (this.#born.has(b.device)) this.#sendData(b.device, readings, false);
-    else this.#dropped(readings.length, b.device, 'its device is not connected');
+    const pending = this.#pending.get(b.device);
+    if (!this.#fwd || !pending || pending.length === 0) return;
+    const readings = pending.splice(0, b.readings);
+    if (!this.#ready || this.#fwd.busy) this.#fwd.push(b);
+    else if (!this.#born.has(b.device)) this.#dropped(readings.length, b.device, 'its device is not connected');
+    // the connection went before the session knew it: kept for the next session, not lost
+    else if (!this.#sendData(b.device, readings, false)) this.#fwd.push(b);
   }
 
   status(device: string, s: DeviceStatus): void {
@@ -185,11 +191,9 @@ export class SparkplugOutput implements Output {
 
   #deviceDeath(id: string): void {
     // what the device delivered before it went goes out before its death
+    // (not sent: they stay pending, and their batch goes to the buffer)
     const pending = this.#pending.get(id);
-    if (pending && pending.length > 0 && !this.#fwd!.busy) {
-      this.#sendData(id, pending, false);
-      this.#pending.set(id, []);
-    }
+    if (pending && pending.length > 0 && !this.#fwd!.busy && this.#sendData(id, pending, false)) this.#pending.set(id, []);
     this.#born.delete(id);
     this.#publish('DDEATH', id, { timestamp: this.#ctx.clock.now() });
   }
@@ -217,10 +221,11 @@ export class SparkplugOutput implements Output {
     return this.#publish('DDATA', device, { timestamp: this.#ctx.clock.now(), metrics }, done);
   }
 
-  #replay(device: string, readings: Reading[], historical: boolean, done: (ok: boolean) => void): 'sent' | 'wait' | 'drop' {
+  #replay(device: string, readings: Reading[], historical: boolean, done: (ok: boolean) => void): 'sent' | 'wait' | 'later' | 'drop' {
     if (!this.#born.has(device)) return this.#ctx.device(device) ? 'wait' : 'drop';
+    if (!this.#sendData(device, readings, historical, (err) => done(!err))) return 'later';
     if (historical) this.counters.historical_batches++;
-    return this.#sendData(device, readings, historical, (err) => done(!err)) ? 'sent' : 'wait';
+    return 'sent';
   }
 
   #dropped(readings: number, device: string, why: string): void {
