@@ -110,6 +110,28 @@ if (enabled) {
     assert.equal(seqBreaks(host.messages), []);
     await r.stop();
   });
+
+  test('an untyped tag is born String before any value; its first number gets a DBIRTH with Double and a new alias before its DDATA', async () => {
+    const tags = { n: { type: 'integer' }, u: {} };
+    const r = await sparkplugRig(cleanups, { ports: 1, devices: ([p]) => [serialDevice('s1', p!, { tags })], extra: BATCH });
+    const [instrument] = await r.start();
+    const { host } = r;
+    await host.waitFor((m) => m.some((x) => x.verb === 'DBIRTH'), 15_000, 'births');
+    const first = host.of('DBIRTH')[0]!;
+    assert.equal(first.metrics.map((m) => [m.name, m.type, m.value]), [['n', 'Int64', null], ['u', 'String', null]]);
+    instrument!.write('u=5\n');
+    await host.waitFor((m) => m.some((x) => x.verb === 'DDATA'), 15_000, 'u=5');
+    instrument!.write('u=6\n');
+    await host.waitFor((m) => m.filter((x) => x.verb === 'DDATA').length === 2, 15_000, 'u=6');
+    assert.equal(host.messages.filter((m) => m.device === 's1').map((m) => m.verb), ['DBIRTH', 'DBIRTH', 'DDATA', 'DDATA']);
+    const second = host.of('DBIRTH')[1]!;
+    assert.equal(second.metrics.map((m) => [m.name, m.type, m.value]), [['n', 'Int64', null], ['u', 'Double', 5]]);
+    assert.is(aliasOf(second, 'n'), aliasOf(first, 'n'), 'n keeps its alias');
+    assert.is.not(aliasOf(second, 'u'), aliasOf(first, 'u'), 'u, born again with another datatype, gets a new alias');
+    assert.equal(host.of('DDATA').flatMap((m) => m.metrics.map((x) => [x.alias, x.type, x.value])), [[aliasOf(second, 'u'), 'Double', 5], [aliasOf(second, 'u'), 'Double', 6]]);
+    assert.equal(seqBreaks(host.messages), []);
+    await r.stop();
+  });
 }
 
 test.run();

@@ -5,12 +5,14 @@
 // new ones.
 import type { DeviceConfig, TagConfig } from '../../../config/schema.js';
 import type { Quality, RawValue, Reading } from '../../types.js';
-import { dataTypeOf, metricValue, type DataType, type UMetric } from './payload.js';
+import { dataTypeOf, metricValue, typedByValue, type DataType, type UMetric } from './payload.js';
 
 export interface MetricDef {
   readonly name: string;
   readonly alias: number;
   readonly type: DataType;
+  /** born without a value to show its datatype (an untyped tag before its first reading): String for now */
+  readonly guessed?: boolean;
 }
 
 export class DeviceDefinition {
@@ -35,13 +37,24 @@ export class Aliases {
  * A device's metrics: every tag of its map, plus (for a device whose map
  * lists no tags, so it publishes whatever keys come) every tag seen so far.
  */
+/** a reading that shows its tag's birth datatype was a guess, and a wrong one: the device is born again first */
+export function retyped(def: DeviceDefinition, m: MetricDef, r: Reading): boolean {
+  return m.guessed === true && r.value !== null && dataTypeOf(def.config, {} as TagConfig, r.value) !== m.type;
+}
+
 export function defineDevice(config: DeviceConfig, latest: ReadonlyMap<string, Reading> | undefined, aliases: Aliases, previous?: DeviceDefinition): DeviceDefinition {
   const def = new DeviceDefinition(config);
   const keep = previous?.config === config ? previous : undefined;
   const tags = config.tags as Record<string, TagConfig>;
   const add = (name: string, tag: TagConfig) => {
     const old = keep?.byName.get(name);
-    def.add(old ?? { name, alias: aliases.take(), type: dataTypeOf(config, tag, latest?.get(name)?.value) });
+    const value = latest?.get(name)?.value;
+    const guessed = typedByValue(config, tag) && (value === undefined || value === null);
+    if (old && (!old.guessed || guessed)) return def.add(old);
+    const type = dataTypeOf(config, tag, value);
+    // a guessed datatype that the first value shows wrong gets a new alias: hosts never see one alias with two datatypes
+    const alias = old && old.type === type ? old.alias : aliases.take();
+    def.add(guessed ? { name, alias, type, guessed } : { name, alias, type });
   };
   for (const [key, tag] of Object.entries(tags)) add(tag.name ?? key, tag);
   if (Object.keys(tags).length === 0 && latest) for (const name of latest.keys()) add(name, {} as TagConfig);

@@ -13,7 +13,7 @@ import type { MqttSettings } from '../../mqtt-options.js';
 import type { Batch, Logger, Reading } from '../../types.js';
 import type { GatewayContext, Output, ReloadChanges } from '../output.js';
 import { BdSeqStore } from './bdseq.js';
-import { Aliases, birthMetrics, dataMetric, defineDevice, type DeviceDefinition } from './births.js';
+import { Aliases, birthMetrics, dataMetric, defineDevice, retyped, type DeviceDefinition } from './births.js';
 import { EdgeConnection } from './connection.js';
 import { Forwarder, openForwardBuffer } from './forward.js';
 import { NodeMetrics } from './node-metrics.js';
@@ -205,8 +205,9 @@ export class SparkplugOutput implements Output {
     const metrics: UMetric[] = [];
     for (const r of readings) {
       let m = def.byName.get(r.tag);
-      if (!m) {
-        // a tag the DBIRTH did not have (a device without a tag list found a new key): born again with it
+      if (!m || retyped(def, m, r)) {
+        // a tag the DBIRTH did not have (a device without a tag list found a new key), or an untyped tag
+        // born String before its first value showed a number or a boolean: born again with it
         this.#deviceBirth(device);
         def = this.#defs.get(device)!;
         m = def.byName.get(r.tag);

@@ -134,6 +134,11 @@ const MODBUS_TYPES: Record<string, DataType> = {
  * boolean → Boolean, string → String; an untyped tag takes it from its
  * current value (a number → Double, a boolean → Boolean, else String).
  */
+/** a tag whose datatype comes from its value (not Modbus, no type in the map) */
+export function typedByValue(device: DeviceConfig, tag: TagConfig): boolean {
+  return device.driver !== 'modbus-rtu' && device.driver !== 'modbus-tcp' && (tag as { type?: string }).type === undefined;
+}
+
 export function dataTypeOf(device: DeviceConfig, tag: TagConfig, current: RawValue | undefined): DataType {
   if (device.driver === 'modbus-rtu' || device.driver === 'modbus-tcp') {
     const t = tag as Parameters<typeof modbusTagType>[0];
