@@ -159,7 +159,7 @@ echo "after purge: $(ls -d "$m/etc/edgegate" "$m/etc/systemd/system/multi-user.t
     assert.is(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /^user: edgegate dialout$/m);
     assert.match(r.stdout, /^enabled: \/lib\/systemd\/system\/edgegate\.service$/m);
-    assert.match(r.stdout, /^credentials: mqtt-password opcua-password $/m);
+    assert.match(r.stdout, /^credentials: http-password mqtt-password opcua-password sparkplug-password $/m);
     assert.match(r.stdout, /^validate: \/etc\/edgegate\/config\.yaml: ok/m);
     assert.match(r.stdout, 'enabled, not started');
     assert.match(r.stdout, /^after upgrade: # edited$/m);

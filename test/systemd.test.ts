@@ -39,6 +39,7 @@ function installed(): { dir: string; root: string; out: string; remove: () => vo
   return { ...tmp, root, out: r.out };
 }
 
+const CREDENTIALS = ['mqtt-password', 'opcua-password', 'sparkplug-password', 'http-password'];
 const mode = (p: string) => statSync(p).mode & 0o777;
 const unitLines = () => readFileSync(UNIT, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
 
@@ -63,7 +64,7 @@ test('install.sh --root: program, wrapper, config from the example, credentials,
     const config = join(root, 'etc/edgegate/config.yaml');
     assert.is(readFileSync(config, 'utf8'), readFileSync(join(ROOT, 'config/examples/raspberry-pi.yaml'), 'utf8'));
     assert.is(mode(join(root, 'etc/edgegate/credentials')), 0o700);
-    for (const c of ['mqtt-password', 'opcua-password']) assert.is(mode(join(root, 'etc/edgegate/credentials', c)), 0o600);
+    for (const c of CREDENTIALS) assert.is(mode(join(root, 'etc/edgegate/credentials', c)), 0o600);
 
     // again, as an upgrade: the edited config and the secrets stay
     writeFileSync(config, 'gateway: { id: edited }\n');
@@ -298,13 +299,21 @@ test('install.sh: a failed npm ci changes nothing', () => {
   }
 });
 
+test("the Debian package's postinst creates an empty file for each of the unit's credentials (a missing one fails the start)", () => {
+  const postinst = readFileSync(join(ROOT, 'packaging/debian/postinst'), 'utf8');
+  const names = /^\s*for c in ([^;]+); do$/m.exec(postinst)?.[1]?.trim().split(/\s+/);
+  assert.equal(names, CREDENTIALS);
+  assert.match(postinst, 'install -m 0600 /dev/null "/etc/edgegate/credentials/$c"');
+});
+
 test('the unit keeps serial ports and the network usable: no JIT ban, no user namespace, tty classes allowed', () => {
   const lines = unitLines();
   const has = (l: string) => lines.includes(l);
   assert.ok(has('Type=notify') && has('NotifyAccess=main'));
   assert.ok(has('DynamicUser=yes') && has('SupplementaryGroups=dialout'));
   for (const l of ['StateDirectory=edgegate', 'ConfigurationDirectory=edgegate', 'Restart=on-failure', 'RestartPreventExitStatus=78', 'ExecReload=/bin/kill -HUP $MAINPID']) assert.ok(has(l), l);
-  assert.ok(lines.some((l) => l.startsWith('LoadCredential=mqtt-password:')) && lines.some((l) => l.startsWith('LoadCredential=opcua-password:')));
+  // every password_file the README shows (mqtt, sparkplug, http, an OPC UA device) is there under the shipped unit
+  assert.equal(lines.filter((l) => l.startsWith('LoadCredential=')), CREDENTIALS.map((c) => `LoadCredential=${c}:/etc/edgegate/credentials/${c}`));
   assert.not.ok(lines.some((l) => /^MemoryDenyWriteExecute=(yes|true|1)/.test(l)), "V8's JIT needs writable executable memory");
   assert.not.ok(lines.some((l) => /^PrivateUsers=(yes|true|1)/.test(l)), 'a user namespace hides the dialout group');
   assert.not.ok(lines.some((l) => /^PrivateDevices=(yes|true|1)/.test(l)), 'PrivateDevices hides /dev/ttyUSB*');
