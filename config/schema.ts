@@ -299,6 +299,8 @@ export const configSchema = z.strictObject({
   }).superRefine((h, ctx) => {
     if (h.username !== undefined && h.password === undefined) ctx.addIssue({ code: 'custom', path: ['password'], input: undefined, message: NEEDS_PASSWORD });
     if (h.password !== undefined && h.username === undefined) ctx.addIssue({ code: 'custom', path: ['username'], input: undefined, message: 'required: a password needs a username' });
+    // the packaged credential files start out empty: an empty one must not open the page to any client knowing the username
+    if (h.password === '') ctx.addIssue({ code: 'custom', path: ['password'], input: undefined, message: 'empty: HTTP basic auth needs a password (is the credential file still empty?)' });
     const host = h.listen.slice(0, h.listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
     const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
     if (!loopback && (h.username === undefined || h.password === undefined)) {

@@ -89,6 +89,9 @@ test('config: beyond loopback needs username and password; loopback does not; th
   const ok = loaded({ listen: '0.0.0.0:8080', username: 'admin', password_file: '/run/creds/http' }, {}, { '/run/creds/http': 's3cret\n' });
   assert.ok(ok.ok, errorsOf(ok).join('; '));
   if (ok.ok) assert.equal(ok.config.http, { listen: '0.0.0.0:8080', username: 'admin', password: 's3cret' });
+  // the empty file the package creates is no password for basic auth
+  const empty = errorsOf(loaded({ listen: '0.0.0.0:8080', username: 'admin', password_file: '/run/creds/http' }, {}, { '/run/creds/http': '\n' }));
+  assert.ok(empty.some((e) => e.includes('http.password') && e.includes('empty')), empty.join('; '));
   // a missing password file is an error that names the key, never a secret
   assert.ok(errorsOf(loaded({ listen: '0.0.0.0:8080', username: 'admin', password_file: '/nope' })).some((e) => e.includes('http.password')));
 });
