@@ -63,10 +63,13 @@ export function firstSendsInOrder(seqs: readonly number[]): boolean {
  * Watches MQTT 3.1.1 frames of QoS 1 publishes on topics containing `watch`:
  * the peak not yet acknowledged (`maxOutstanding`), every seq sent in wire
  * order, resends included (`sent`), and the seqs the broker acknowledged.
+ * With `dropDown`, the broker's frames pass one by one and those it matches
+ * are not delivered (the client never sees them).
  */
 export class MqttProxy {
   readonly #target: number;
   readonly #watch: string;
+  readonly #dropDown: ((type: number, body: Buffer) => boolean) | undefined;
   #server: Server | undefined;
   #sockets = new Set<Socket>();
   #outstanding = new Map<number, number>();
@@ -75,9 +78,10 @@ export class MqttProxy {
   readonly acked = new Set<number>();
   port = 0;
 
-  constructor(targetPort: number, watch = '/data') {
+  constructor(targetPort: number, watch = '/data', opts: { dropDown?: (type: number, body: Buffer) => boolean } = {}) {
     this.#target = targetPort;
     this.#watch = watch;
+    this.#dropDown = opts.dropDown;
   }
 
   get url(): string { return `mqtt://127.0.0.1:${this.port}`; }
@@ -91,9 +95,13 @@ export class MqttProxy {
         s.on('close', () => { this.#sockets.delete(s); client.destroy(); broker.destroy(); });
       }
       const up = frames((type, flags, body) => { if (type === 3) this.#publish(flags, body); });
-      const down = frames((type, _flags, body) => { if (type === 4) this.#puback(body.readUInt16BE(0)); });
+      const drop = this.#dropDown;
+      const down = frames((type, _flags, body, raw) => {
+        if (type === 4) this.#puback(body.readUInt16BE(0));
+        if (drop && !drop(type, body)) client.write(raw);
+      });
       client.on('data', (d: Buffer) => { up(d); broker.write(d); });
-      broker.on('data', (d: Buffer) => { down(d); client.write(d); });
+      broker.on('data', (d: Buffer) => { down(d); if (!drop) client.write(d); });
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -135,7 +143,7 @@ export class MqttProxy {
 }
 
 /** an incremental MQTT frame splitter: fixed header, remaining length, body */
-function frames(onFrame: (type: number, flags: number, body: Buffer) => void): (chunk: Buffer) => void {
+function frames(onFrame: (type: number, flags: number, body: Buffer, raw: Buffer) => void): (chunk: Buffer) => void {
   let pending: Buffer = Buffer.alloc(0);
   return (chunk) => {
     pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
@@ -151,7 +159,7 @@ function frames(onFrame: (type: number, flags: number, body: Buffer) => void): (
       }
       if (!complete || pending.length < i + len) break;
       const first = pending[at] as number;
-      onFrame(first >> 4, first & 15, pending.subarray(i, i + len));
+      onFrame(first >> 4, first & 15, pending.subarray(i, i + len), pending.subarray(at, i + len));
       at = i + len;
     }
     pending = at === 0 ? pending : pending.subarray(at);

@@ -34,6 +34,8 @@ export class HomeAssistantOutput implements Output {
   /** what is retained now, by topic, as this run published it */
   private published = new Map<string, string>();
   private scanned = false;
+  /** aborted by stop(): a scan in progress ends with it */
+  private stopping = new AbortController();
   private birthTimer: TimerHandle | undefined;
   private errors: RateLimitedLog | undefined;
 
@@ -41,6 +43,7 @@ export class HomeAssistantOutput implements Output {
 
   async start(ctx: GatewayContext): Promise<void> {
     this.ctx = ctx;
+    this.stopping = new AbortController();
     const config = ctx.config();
     // the section is read once: a change of it takes effect after a restart (the core warns)
     this.ha = config.homeassistant;
@@ -58,6 +61,7 @@ export class HomeAssistantOutput implements Output {
   }
 
   async stop(): Promise<void> {
+    this.stopping.abort();
     if (this.birthTimer) this.ctx?.clock.clearTimeout(this.birthTimer);
     this.birthTimer = undefined;
     const client = this.client;
@@ -104,13 +108,16 @@ export class HomeAssistantOutput implements Output {
 
   private async clearStale(client: MqttClient): Promise<void> {
     const gatewayId = this.ctx!.config().gateway.id;
+    const signal = this.stopping.signal;
     try {
-      const found = await scanOwnConfigs(client, this.ha!.discovery_prefix, gatewayId, this.opts.scanMs ?? SCAN_MS);
+      const found = await scanOwnConfigs(client, this.ha!.discovery_prefix, gatewayId, this.opts.scanMs ?? SCAN_MS, { signal, clock: this.ctx!.clock });
+      if (this.client !== client) return;
       // judged against what is configured now, after the wait: a reload meanwhile counts
       const stale = [...found].filter((t) => !this.published.has(t));
       for (const topic of stale) this.publish(topic, '');
       if (stale.length > 0) this.ctx!.log.info({ component: 'homeassistant', cleared: stale }, 'home assistant: configs of devices no longer configured cleared');
     } catch (err) {
+      if (signal.aborted || this.client !== client) return;
       // the connection went during the scan: the next connect scans again
       this.scanned = false;
       if (this.errors?.take()) this.errors.warn({ err: err instanceof Error ? err.message : String(err) }, 'home assistant discovery: stale config scan failed');
