@@ -13,6 +13,7 @@ import { systemClock } from '../gateway/clock.js';
 import { BasicAuth } from '../gateway/outputs/http/auth.js';
 import { TagHistory } from '../gateway/outputs/http/history.js';
 import { HttpOutput, parseListen } from '../gateway/outputs/http/index.js';
+import { GatewayMetrics } from '../gateway/outputs/http/metrics.js';
 import type { DeviceView, GatewayContext } from '../gateway/outputs/output.js';
 import { newCounters, type Reading } from '../gateway/types.js';
 import { captureLog } from './helpers/mqtt-fixtures.js';
@@ -156,6 +157,25 @@ test('live events: a client that stops reading is dropped past the bound; one th
     stuck.destroy();
     reader.destroy();
     await out.stop();
+  }
+});
+
+test('process metrics: one set per process (their GC observer and event-loop histogram cannot be stopped), however often the output starts', async () => {
+  const { ctx } = fakeContext(1);
+  const gc = 'edgegate_nodejs_gc_duration_seconds';
+  const first = new GatewayMetrics(ctx).registry.getSingleMetric(gc);
+  assert.ok(first, gc);
+  assert.is(new GatewayMetrics(ctx).registry.getSingleMetric(gc), first, 'the same histogram, not a second observer');
+  for (let i = 0; i < 2; i++) {
+    const out = new HttpOutput({ listen: '127.0.0.1:0' });
+    await out.start(ctx);
+    try {
+      const body = await (await fetch(`${out.url}/metrics`)).text();
+      assert.match(body, /^edgegate_process_cpu_seconds_total \d/m);
+      assert.match(body, /^edgegate_readings_in_total\{device="d1"\} 0$/m);
+    } finally {
+      await out.stop();
+    }
   }
 });
 

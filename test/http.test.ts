@@ -101,10 +101,11 @@ if (enabled) {
       assert.is(m.types.get(`edgegate_${name}`), 'gauge', name);
     }
     assert.is(m.types.get('edgegate_buffer_dropped_batches_total'), 'counter');
-    // prom-client's process metrics, from our own registry
+    // prom-client's process metrics, prefixed like every other name (SPEC §4c)
     for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_p99_seconds', 'nodejs_heap_size_used_bytes']) {
-      assert.ok([...m.samples.keys()].some((k) => k === name || k.startsWith(`${name}{`)), name);
+      assert.ok([...m.samples.keys()].some((k) => k === `edgegate_${name}` || k.startsWith(`edgegate_${name}{`)), name);
     }
+    assert.equal([...m.types.keys()].filter((k) => !k.startsWith('edgegate_')), [], 'every metric is named edgegate_*');
   });
 
   test('/api/status, /api/history, the page\'s files, 404 and 405', async () => {

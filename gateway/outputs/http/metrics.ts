@@ -23,13 +23,31 @@ const DEVICE_COUNTERS: Array<[string, keyof DeviceCounters, string]> = [
   ['reconnects', 'reconnects', 'connections to the device opened again after a loss'],
 ];
 
+/** prom-client's process metrics, prefixed as SPEC §4c names every metric */
+export const PROCESS_METRICS_PREFIX = 'edgegate_';
+let processMetrics: Registry | undefined;
+
+/**
+ * The process metrics, created once per process: they start a GC
+ * PerformanceObserver and an event-loop delay histogram that prom-client
+ * gives no way to stop, so a registry per start would pile them up.
+ */
+function processRegistry(): Registry {
+  if (!processMetrics) {
+    processMetrics = new Registry();
+    collectDefaultMetrics({ register: processMetrics, prefix: PROCESS_METRICS_PREFIX });
+  }
+  return processMetrics;
+}
+
 export class GatewayMetrics {
-  readonly registry = new Registry();
+  /** ours and the process metrics: the gateway's series are in a registry of this instance */
+  readonly registry: Registry;
   private snap: Snapshot | undefined;
 
   constructor(private readonly ctx: GatewayContext) {
-    const r = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
+    const own = new Registry();
+    const r = [own];
     const snap = () => this.snap ?? this.take();
     for (const [name, field, help] of DEVICE_COUNTERS) {
       new Counter({
@@ -63,6 +81,7 @@ export class GatewayMetrics {
     gauge('edgegate_event_loop_delay_p99_seconds', 'p99 of the event-loop delay since the last P/stats publish.', () => ctx.stats().event_loop_delay_p99_ms / 1000);
     const info = new Gauge({ name: 'edgegate_info', help: 'The gateway\'s id and version (always 1).', labelNames: ['gateway', 'version'], registers: r });
     info.set({ gateway: ctx.config().gateway.id, version: ctx.version }, 1);
+    this.registry = Registry.merge([processRegistry(), own]);
   }
 
   get contentType(): string {
