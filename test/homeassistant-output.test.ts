@@ -1,6 +1,7 @@
 // The Home Assistant output in process, with its waits shortened: HA's birth
 // message (HA restarted) brings discovery and the latest states out again,
 // once for a burst of births, after the delay; "offline" brings nothing.
+// Judged by the birth timer's firings, never by how long a sleep was.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import mqtt from 'mqtt';
@@ -11,8 +12,9 @@ import { gatewayConfig, serialDevice } from './helpers/e2e.js';
 import { assertDiscovery } from './helpers/ha-discovery.js';
 import { collect, startMosquitto } from './helpers/mosquitto.js';
 import { captureLog, cleanupsAfterEach } from './helpers/mqtt-fixtures.js';
-import { requirePeer, sleep, tempDir, waitFor } from './helpers/peers.js';
+import { requirePeer, tempDir, waitFor } from './helpers/peers.js';
 import { openInstrument, ptyPair } from './helpers/socat.js';
+import { watchedClock } from './helpers/watched-clock.js';
 
 const enabled = requirePeer('mosquitto', 'the gateway publishes to a real broker') && requirePeer('socat', 'serial ports are socat pty pairs');
 const cleanups = cleanupsAfterEach(test);
@@ -36,9 +38,12 @@ if (enabled) {
     const sub = await collect(broker.url, '#');
     cleanups.push(() => sub.close());
     const births: number[] = [];
-    const output = new HomeAssistantOutput({ scanMs: 200, birthDelayMs: () => { births.push(Date.now()); return 300; } });
+    // long enough that three births sent back to back fall within it on a loaded machine
+    const DELAY_MS = 2345;
+    const output = new HomeAssistantOutput({ scanMs: 200, birthDelayMs: () => { births.push(Date.now()); return DELAY_MS; } });
     const { log } = captureLog();
-    const gw = new Gateway(loaded.config, { log, outputs: [output] });
+    const clock = watchedClock();
+    const gw = new Gateway(loaded.config, { log, clock, outputs: [output] });
     cleanups.push(() => gw.stop());
     await gw.start();
     const instrument = await openInstrument(pty.instrument);
@@ -49,20 +54,21 @@ if (enabled) {
     await instrument.write('n=7\n');
     await waitFor(() => sub.messages.some((m) => m.topic === STATE), 5000, 'the tag state');
     const count = (topic: string) => sub.messages.filter((m) => m.topic === topic).length;
-    await sleep(300);
     const [configs, states] = [count(CONFIG), count(STATE)];
 
     const ha = await mqtt.connectAsync(broker.url);
     cleanups.push(() => ha.endAsync());
     await ha.publishAsync('homeassistant/status', 'offline', { qos: 1 });
-    await sleep(600);
-    assert.equal([count(CONFIG), count(STATE)], [configs, states], '"offline" republishes nothing');
-
     for (let i = 0; i < 3; i++) await ha.publishAsync('homeassistant/status', 'online', { qos: 1 });
-    await waitFor(() => count(CONFIG) > configs && count(STATE) > states, 5000, 'discovery and states again');
-    await sleep(800);
-    assert.equal([count(CONFIG), count(STATE)], [configs + 1, states + 1], 'once for the burst');
-    assert.is(births.length, 3, 'each birth restarted the delay');
+    // the births came after "offline" on one connection: once they are seen, so was it
+    await waitFor(() => births.length === 3, 15_000, 'the three births seen');
+    assert.is(clock.fired(DELAY_MS), 0, '"offline" started no republish');
+    assert.equal([count(CONFIG), count(STATE)], [configs, states], 'nothing republished before the delay');
+
+    await waitFor(() => clock.fired(DELAY_MS) === 1 && clock.pending(DELAY_MS) === 0, 15_000, 'the delay over');
+    await waitFor(() => count(CONFIG) === configs + 1 && count(STATE) === states + 1, 15_000, 'discovery and states again');
+    // one timer fired and none is left: nothing more can come from this burst
+    assert.is(clock.fired(DELAY_MS), 1, 'once for the burst: each birth restarted the delay');
     const state = sub.messages.filter((m) => m.topic === STATE).at(-1)!;
     assert.is((JSON.parse(state.payload) as { value: number }).value, 7);
   });

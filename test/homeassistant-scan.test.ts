@@ -5,40 +5,20 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import mqtt from 'mqtt';
 import { parseConfigText } from '../config/load.js';
-import { systemClock } from '../gateway/clock.js';
 import { Gateway } from '../gateway/gateway.js';
 import { deviceDiscovery } from '../gateway/outputs/homeassistant/discovery.js';
 import { HomeAssistantOutput } from '../gateway/outputs/homeassistant/index.js';
-import type { Clock, TimerHandle } from '../gateway/types.js';
 import { gatewayConfig, serialDevice } from './helpers/e2e.js';
 import { collect, startMosquitto } from './helpers/mosquitto.js';
 import { captureLog, cleanupsAfterEach, MqttProxy } from './helpers/mqtt-fixtures.js';
 import { requirePeer, tempDir, waitFor } from './helpers/peers.js';
+import { watchedClock } from './helpers/watched-clock.js';
 
 const enabled = requirePeer('mosquitto', 'the gateway publishes to a real broker');
 const cleanups = cleanupsAfterEach(test);
 
 const STALE = 'homeassistant/device/edgegate_gw1_gone/config';
 const PUBLISH = 3;
-
-/** the real clock, with the durations of the timers still pending */
-function watchedClock(): Clock & { pending(ms: number): number } {
-  const pending = new Map<TimerHandle, number>();
-  return {
-    now: systemClock.now,
-    monotonic: systemClock.monotonic,
-    setTimeout(fn, ms) {
-      const h = systemClock.setTimeout(() => { pending.delete(h); fn(); }, ms);
-      pending.set(h, ms);
-      return h;
-    },
-    clearTimeout(h) {
-      pending.delete(h);
-      systemClock.clearTimeout(h);
-    },
-    pending: (ms) => [...pending.values()].filter((v) => v === ms).length,
-  };
-}
 
 function config(url: string, dir: string) {
   const loaded = parseConfigText(JSON.stringify(gatewayConfig(url, dir, [serialDevice('s1', `${dir}/no-such-port`)], {
