@@ -4,12 +4,13 @@
 // and the real drivers and pipeline.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfigText } from '../../config/load.js';
 import { createLogger } from '../logger.js';
 import type { Gateway } from '../gateway.js';
+import type { HttpOutput } from '../outputs/http/index.js';
+import type { Output } from '../outputs/output.js';
 import { parseArgs, UsageError } from './args.js';
 import { runGateway } from './run.js';
 
@@ -88,15 +89,6 @@ async function mockInstrument(): Promise<Instrument & { binding: unknown }> {
   return { port: path, kind: 'serialport mock binding (socat not found)', binding, stop: () => clearInterval(timer) };
 }
 
-/** a port free on 127.0.0.1 a moment ago, for the status page */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as { port: number };
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
-
 export async function demoCommand(argv: string[]): Promise<number> {
   const { options } = parseArgs(argv, ['duration']);
   const duration = options.has('duration') ? Number(options.get('duration')) : undefined;
@@ -114,10 +106,10 @@ export async function demoCommand(argv: string[]): Promise<number> {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   });
-  const page = `127.0.0.1:${await freePort()}`;
   const raw = {
     gateway: { id: 'demo' },
-    http: { listen: page },
+    // port 0: the system picks a free one as the server binds; the URL printed is the one it got
+    http: { listen: '127.0.0.1:0' },
     mqtt: { url: 'embedded', qos: 1, retain_last_values: true },
     buffer: { dir: join(dir, 'buffer') },
     batch: { max_wait: '1s', max_readings: 100 },
@@ -146,8 +138,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const driverDeps = 'binding' in instrument ? { [DEVICE]: { binding: instrument.binding } } : undefined;
 
   let summary: NodeJS.Timeout | undefined;
-  const onStarted = (gateway: Gateway) => {
+  const onStarted = (gateway: Gateway, outputs: readonly Output[]) => {
     const url = new URL(gateway.brokerUrl ?? 'mqtt://127.0.0.1:1883');
+    const page = (outputs.find((o) => o.name === 'http') as HttpOutput | undefined)?.url;
     const topic = `${gateway.prefix}/#`;
     process.stdout.write([
       'edgegate demo',
@@ -156,7 +149,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       `  device "${DEVICE}" (serial driver, kv format) reads ${instrument.port}`,
       `  device "${OPCUA_DEVICE}" (OPC UA driver) reads the simulated server ${plc.endpoint}`,
       '',
-      `Status page: http://${page}/  (metrics: http://${page}/metrics)`,
+      page ? `Status page: ${page}/  (metrics: ${page}/metrics)` : 'Status page: not started (the log says why)',
       '',
       'Watch the data:',
       `  mosquitto_sub -h ${url.hostname} -p ${url.port} -t '${topic}' -v`,

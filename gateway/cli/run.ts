@@ -6,6 +6,7 @@ import type { ResolvedConfig } from '../../config/schema.js';
 import type { EmbeddedBroker } from '../broker.js';
 import { Gateway, type GatewayOptions } from '../gateway.js';
 import { createLogger } from '../logger.js';
+import type { Output } from '../outputs/output.js';
 import { SdNotify } from '../sdnotify.js';
 import { ServiceNotifier } from '../service-notifier.js';
 import type { Logger } from '../types.js';
@@ -34,7 +35,7 @@ export async function runCommand(argv: string[]): Promise<number> {
 export async function runGateway(
   config: ResolvedConfig,
   log: Logger,
-  opts: { file?: string; driverDeps?: GatewayOptions['driverDeps']; onStarted?: (g: Gateway) => void } = {},
+  opts: { file?: string; driverDeps?: GatewayOptions['driverDeps']; onStarted?: (g: Gateway, outputs: readonly Output[]) => void } = {},
 ): Promise<number> {
   let broker: EmbeddedBroker | undefined;
   if (config.mqtt.url === 'embedded') {
@@ -70,7 +71,7 @@ export async function runGateway(
     await broker?.close();
     return EXIT.runtime;
   }
-  opts.onStarted?.(gateway);
+  opts.onStarted?.(gateway, outputs);
   systemd.started();
 
   return new Promise<number>((resolve) => {
