@@ -36,6 +36,12 @@ export interface BatcherOptions {
   /** the next batch number of the device, taken when a batch is closed */
   nextSeq: () => number;
   onBatch: (b: Batch) => void;
+  /**
+   * each reading as it is taken into the open batch: after the batch it does
+   * not fit into was closed, before the batch that carries it can close. So
+   * every batch carries exactly the readings announced since the one before.
+   */
+  onAdd?: (r: Reading) => void;
   /** the tags the device map lists: all of them stay cached, however many (default 4096) */
   knownTags?: number;
 }
@@ -112,6 +118,7 @@ export class Batcher {
     const settings = this.opts.settings;
     // the comma before every reading but the first
     if (this.count > 0 && this.frameBytes + this.bytes + 1 + size > settings.max_bytes) this.flush();
+    this.opts.onAdd?.(r);
     if (this.count === 0) {
       this.body = prefix.text + value + head + tail;
       this.bytes = size;

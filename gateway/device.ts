@@ -30,7 +30,7 @@ export interface DeviceTaskOptions {
   nextSeq: () => number;
   onBatch: (b: Batch) => void;
   onStatus: (deviceId: string, status: DeviceStatus) => void;
-  /** every reading that leaves the tag pipeline (for retained last values) */
+  /** every reading that leaves the tag pipeline (for retained last values), in the batcher's onAdd order */
   onReading?: (deviceId: string, r: Reading) => void;
   driverDeps?: DriverDeps;
   backoff?: BackoffOptions;
@@ -72,6 +72,8 @@ export class DeviceTask {
     this.driver = opts.driver;
     this.log = opts.log.child({ device: config.id });
     this.parseLog = new RateLimitedLog(this.log, PARSE_LOG_INTERVAL_MS, () => clock.monotonic());
+    const onReading = opts.onReading;
+    const deviceId = config.id;
     this.batcher = new Batcher({
       gatewayId: opts.gatewayId,
       deviceId: config.id,
@@ -80,23 +82,21 @@ export class DeviceTask {
       clock,
       nextSeq: opts.nextSeq,
       onBatch: opts.onBatch,
+      // announced once the batch it goes into is settled: a batch closed because this
+      // reading does not fit leaves without it, the batch it fills carries it (and its
+      // retained tag value goes out with that batch)
+      ...(onReading ? { onAdd: (r: Reading) => onReading(deviceId, r) } : {}),
       // an OPC UA device may list 10,000 tags: a cache smaller than that would be rebuilt on every pass
       knownTags: Object.keys(config.tags).length,
     });
     const batcher = this.batcher;
-    const onReading = opts.onReading;
-    const deviceId = config.id;
     const tags = config.tags as Record<string, import('../config/schema.js').TagConfig>;
     this.pipeline = new TagPipeline({
       tags,
       clock,
       counters: this.counters,
       passUnknown: Object.keys(tags).length === 0,
-      // remembered before the batcher sees it: the reading that fills a batch is in
-      // that batch, and its retained tag value goes out with it
-      out: onReading
-        ? (r) => { onReading(deviceId, r); batcher.add(r); }
-        : (r) => batcher.add(r),
+      out: (r) => batcher.add(r),
     });
   }
 

@@ -194,6 +194,28 @@ test('flush and stop: close the open batch and leave no timer', () => {
   assert.is(b.pending, 0);
 });
 
+test('onAdd: each batch carries exactly the readings announced since the one before, also when max_bytes or max_readings closes it', () => {
+  for (const settings of [{ max_bytes: 200 }, { max_readings: 3 }, { max_bytes: 330, max_readings: 3 }]) {
+    const clock = new FakeClock(T0);
+    const announced: string[] = [];
+    const carried: string[][] = [];
+    let seq = 1;
+    const b = new Batcher({
+      gatewayId: 'gw', deviceId: 'd', topic: 't', settings: { ...BIG, ...settings }, clock, nextSeq: () => seq++,
+      onAdd: (x) => announced.push(String(x.value)),
+      onBatch: (x) => {
+        assert.is(announced.length, x.readings, `batch ${x.seq}: announced since the previous batch`);
+        carried.push(parsed(x).readings.map((y) => String(y.value)));
+        assert.equal(announced.splice(0), carried.at(-1));
+      },
+    });
+    for (let i = 0; i < 20; i++) b.add(r('t', 'v'.repeat(i % 7) + i));
+    b.stop();
+    assert.is(carried.flat().length, 20);
+    assert.ok(carried.length > 3, `${carried.length} batches`);
+  }
+});
+
 test('onBatch may add again: the batcher is reset before it is called', () => {
   const clock = new FakeClock(T0);
   const batches: Batch[] = [];

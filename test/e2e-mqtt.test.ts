@@ -116,6 +116,36 @@ if (enabled) {
     }
   });
 
+  test('retain_last_values: a batch closed because the next reading would overflow max_bytes does not take that reading\'s value along', async () => {
+    const e = await setup();
+    try {
+      const sub = await e.subscribe(e.broker!.url);
+      const device = serialDevice('inst1', e.pty!.device, { tags: { T: { name: 'temperature' } } });
+      // one reading fits a batch, two do not: each reading closes the batch of the one before
+      e.start(gatewayConfig(e.broker!.url, e.dir, [device], {
+        mqtt: { url: e.broker!.url, qos: 1, retain_last_values: true },
+        batch: { max_bytes: 170, max_wait: '2s' },
+      }));
+      await waitForState(sub, 'inst1', 'connected');
+      e.instrument!.write('T=80\nT=81\nT=82\n');
+      const retainedTopic = 'edgegate/gw1/devices/inst1/tags/temperature';
+      await waitFor(() => sub.messages.some((m) => m.topic === retainedTopic && JSON.parse(m.payload).value === 82), 15_000, 'retained 82');
+      const batches = dataOf(sub, 'inst1');
+      assert.equal(batches.map((b) => b.readings.length), [1, 1, 1], 'one reading per batch');
+      // every retained value comes after the batch that carries it
+      const seen = new Set<unknown>();
+      for (const m of sub.messages) {
+        if (m.topic === 'edgegate/gw1/devices/inst1/data') for (const x of (JSON.parse(m.payload) as { readings: Array<{ value: unknown }> }).readings) seen.add(x.value);
+        if (m.topic === retainedTopic) {
+          const v = JSON.parse(m.payload).value as unknown;
+          assert.ok(seen.has(v), `retained ${String(v)} before a batch carrying it`);
+        }
+      }
+    } finally {
+      await e.cleanup();
+    }
+  });
+
   test('names from device data and from requests never become invalid topics; retained writes are not carried out', async () => {
     const e = await setup();
     try {

@@ -88,9 +88,16 @@ export interface Output {
   readonly name: string;
   start(ctx: GatewayContext): Promise<void>;
   stop(): Promise<void>;
-  /** a reading left a device's tag pipeline (after filters), before it is batched */
+  /**
+   * a reading left a device's tag pipeline (after filters). The order with
+   * batch() is a contract: a device's reading is announced after every batch
+   * that does not carry it was closed (a batch closed because this reading
+   * would overflow max_bytes comes first) and before the batch that carries it
+   * is closed. So a batch b carries exactly the b.readings readings of its
+   * device announced since that device's previous batch, in order.
+   */
   reading?(device: string, r: Reading): void;
-  /** a device's batch was closed (the JSON output sends it) */
+  /** a device's batch was closed (the JSON output sends it); see reading() for the order */
   batch?(b: Batch): void;
   /** a device's status changed (also at add, and "disconnected" at removal and stop) */
   status?(device: string, s: DeviceStatus): void;
