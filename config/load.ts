@@ -205,8 +205,14 @@ function resolveHost(cfg: Config, env: NodeJS.ProcessEnv): ResolvedConfig {
 
 /** TLS files are read at start: a missing one is a configuration error (exit 78), not a runtime failure */
 function tlsProblems(cfg: Config, readFile: (p: string) => string): Problem[] {
-  const tls = cfg.mqtt.tls;
-  if (!tls || !/^(mqtts|wss):/.test(cfg.mqtt.url)) return [];
+  const out = tlsFileProblems('mqtt', cfg.mqtt.tls, cfg.mqtt.url, readFile);
+  // the Sparkplug connection reads its own files (or mqtt's, checked above) when it starts
+  if (cfg.sparkplug.enabled) out.push(...tlsFileProblems('sparkplug', cfg.sparkplug.tls, cfg.sparkplug.url ?? cfg.mqtt.url, readFile));
+  return out;
+}
+
+function tlsFileProblems(section: 'mqtt' | 'sparkplug', tls: Config['mqtt']['tls'], url: string, readFile: (p: string) => string): Problem[] {
+  if (!tls || !/^(mqtts|wss):/.test(url)) return [];
   const out: Problem[] = [];
   for (const key of ['ca', 'cert', 'key'] as const) {
     const path = tls[key];
@@ -214,12 +220,22 @@ function tlsProblems(cfg: Config, readFile: (p: string) => string): Problem[] {
     try {
       readFile(path);
     } catch (e) {
-      out.push({ path: ['mqtt', 'tls', key], text: `mqtt.tls.${key}: cannot read ${JSON.stringify(path)} (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})` });
+      out.push({ path: [section, 'tls', key], text: `${section}.tls.${key}: cannot read ${JSON.stringify(path)} (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})` });
     }
   }
   if ((tls.cert === undefined) !== (tls.key === undefined)) {
     const missing = tls.cert === undefined ? 'cert' : 'key';
-    out.push({ path: ['mqtt', 'tls', missing], text: `mqtt.tls.${missing}: required when mqtt.tls.${missing === 'cert' ? 'key' : 'cert'} is given (a client certificate needs both)` });
+    out.push({ path: [section, 'tls', missing], text: `${section}.tls.${missing}: required when ${section}.tls.${missing === 'cert' ? 'key' : 'cert'} is given (a client certificate needs both)` });
+  }
+  return out;
+}
+
+/** combinations of valid values that cannot work */
+function crossProblems(cfg: Config): Problem[] {
+  const out: Problem[] = [];
+  // the embedded broker is started for mqtt only
+  if (cfg.sparkplug.url === 'embedded' && cfg.mqtt.url !== 'embedded') {
+    out.push({ path: ['sparkplug', 'url'], text: 'sparkplug.url: "embedded" needs mqtt.url "embedded" too (the embedded broker is started for mqtt); leave sparkplug.url out to use mqtt\'s broker' });
   }
   return out;
 }
@@ -285,7 +301,7 @@ export function parseConfigText(
       .map(({ p }) => scrub(`${file}: ${p.text}`, pass.secrets));
   };
 
-  if (parsed.success) problems.push(...tlsProblems(parsed.data, readFile));
+  if (parsed.success) problems.push(...tlsProblems(parsed.data, readFile), ...crossProblems(parsed.data));
   if (problems.length || !parsed.success) return { ok: false, errors: lines(problems) };
   return { ok: true, config: resolveHost(parsed.data, env), warnings: lines(warningsOf(parsed.data)) };
 }

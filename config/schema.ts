@@ -301,7 +301,11 @@ export const configSchema = z.strictObject({
     if (h.password !== undefined && h.username === undefined) ctx.addIssue({ code: 'custom', path: ['username'], input: undefined, message: 'required: a password needs a username' });
     // the packaged credential files start out empty: an empty one must not open the page to any client knowing the username
     if (h.password === '') ctx.addIssue({ code: 'custom', path: ['password'], input: undefined, message: 'empty: HTTP basic auth needs a password (is the credential file still empty?)' });
-    const host = h.listen.slice(0, h.listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+    const colon = h.listen.lastIndexOf(':');
+    const port = Number(h.listen.slice(colon + 1));
+    // 0 (any free port, its URL logged) stays allowed: the demo and tests bind that way
+    if (port > 65535) ctx.addIssue({ code: 'custom', path: ['listen'], input: h.listen, message: `port ${port} is out of range: expected at most 65535` });
+    const host = h.listen.slice(0, colon).replace(/^\[|\]$/g, '');
     const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
     if (!loopback && (h.username === undefined || h.password === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['listen'], input: h.listen, message: `listening on ${host || 'every interface'} (beyond loopback) needs username and password_file (HTTP basic auth)` });

@@ -32,12 +32,14 @@ class Recorder implements Output {
 
 class Broken implements Output {
   readonly name = 'broken';
+  /** hooks called, stop included */
+  calls = 0;
   constructor(private readonly failStart: boolean) {}
   async start() { if (this.failStart) throw new Error('cannot bind'); }
-  async stop() { throw new Error('stop failed'); }
-  reading(): void { throw new Error('reading failed'); }
-  batch(): void { throw new Error('batch failed'); }
-  status(): void { throw new Error('status failed'); }
+  async stop() { this.calls++; throw new Error('stop failed'); }
+  reading(): void { this.calls++; throw new Error('reading failed'); }
+  batch(): void { this.calls++; throw new Error('batch failed'); }
+  status(): void { this.calls++; throw new Error('status failed'); }
 }
 
 async function refusal(p: Promise<unknown>): Promise<string> {
@@ -66,7 +68,8 @@ if (enabled) {
     if (!loaded.ok) return;
     const { log, lines } = captureLog();
     const rec = new Recorder();
-    const gw = new Gateway(loaded.config, { log, outputs: [new Broken(false), rec, new Broken(true)] });
+    const unstarted = new Broken(true);
+    const gw = new Gateway(loaded.config, { log, outputs: [new Broken(false), rec, unstarted] });
     let stopped = false;
     cleanups.push(async () => { if (!stopped) await gw.stop(); });
     await gw.start();
@@ -102,6 +105,7 @@ if (enabled) {
     assert.ok(failures.length >= 1 && failures.length < rec.readings.length + rec.batches.length + rec.statuses.length, `${failures.length} failure lines`);
     assert.ok(lines.some((l) => l.msg === 'output could not start; the gateway runs without it'));
     assert.ok(lines.some((l) => l.msg === 'output did not stop cleanly'));
+    assert.is(unstarted.calls, 0, 'an output that could not start gets no events and no stop');
   });
 }
 

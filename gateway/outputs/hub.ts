@@ -10,43 +10,51 @@ import type { GatewayContext, Output, ReloadChanges } from './output.js';
 const ERROR_LOG_INTERVAL_MS = 10_000;
 
 export class OutputHub {
-  private readonly readers: Output[];
-  private readonly batchers: Output[];
-  private readonly watchers: Output[];
+  // hooks go to started outputs only: one that failed to start holds no connection to feed
+  private readers: Output[] = [];
+  private batchers: Output[] = [];
+  private watchers: Output[] = [];
   private readonly errors = new Map<string, RateLimitedLog>();
   private started: Output[] = [];
 
-  constructor(private readonly outputs: readonly Output[], private readonly log: Logger, private readonly monotonic: () => number) {
-    this.readers = outputs.filter((o) => o.reading);
-    this.batchers = outputs.filter((o) => o.batch);
-    this.watchers = outputs.filter((o) => o.status);
-  }
+  constructor(private readonly outputs: readonly Output[], private readonly log: Logger, private readonly monotonic: () => number) {}
 
-  /** do any outputs want every reading (the core then keeps it no longer than the call) */
+  /** do any started outputs want every reading (the core then keeps it no longer than the call) */
   get wantsReadings(): boolean {
     return this.readers.length > 0;
   }
 
+  /** started outputs */
   get size(): number {
-    return this.outputs.length;
+    return this.started.length;
   }
 
   /** starts each output; one that fails to start is logged and left out, the others run */
   async start(ctx: GatewayContext): Promise<void> {
+    const ok = new Set<Output>();
     await Promise.all(this.outputs.map(async (o) => {
       try {
         await o.start(ctx);
-        this.started.push(o);
+        ok.add(o);
         this.log.info({ output: o.name }, 'output started');
       } catch (err) {
         this.log.error({ output: o.name, err: err instanceof Error ? err.message : String(err) }, 'output could not start; the gateway runs without it');
       }
     }));
+    // in config order, whatever order they finished starting in
+    this.setStarted(this.outputs.filter((o) => ok.has(o)));
+  }
+
+  private setStarted(list: Output[]): void {
+    this.started = list;
+    this.readers = list.filter((o) => o.reading);
+    this.batchers = list.filter((o) => o.batch);
+    this.watchers = list.filter((o) => o.status);
   }
 
   async stop(): Promise<void> {
     const running = this.started;
-    this.started = [];
+    this.setStarted([]);
     await Promise.all(running.map(async (o) => {
       try {
         await o.stop();
