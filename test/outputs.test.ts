@@ -75,17 +75,17 @@ if (enabled) {
     await gw.start();
     const instrument = await openInstrument(pty.instrument);
     cleanups.push(() => instrument.close());
-    await waitFor(() => rec.statuses.some(([d, s]) => d === 's1' && s === 'connected'), 10_000, 'the recorder saw s1 connected');
+    await waitFor(() => rec.statuses.some(([d, s]) => d === 's1' && s === 'connected'), 20_000, 'the recorder saw s1 connected');
     assert.equal(rec.statuses[0], ['s1', 'connecting']);
     instrument.write('n=1\nn=2\nn=3\n');
-    await waitFor(() => rec.batches.length > 0 && rec.readings.length === 3, 5000, 'three readings and a batch');
+    await waitFor(() => rec.batches.length > 0 && rec.readings.length === 3, 15_000, 'three readings and a batch');
     assert.equal(rec.readings.map(([d, r]) => [d, r.tag, r.value]), [['s1', 'n', 1], ['s1', 'n', 2], ['s1', 'n', 3]]);
     assert.is(rec.batches[0]!.device, 's1');
     const ctx = rec.ctx!;
     assert.is(ctx.latest('s1')?.get('n')?.value, 3);
     assert.equal(ctx.devices().map((d) => [d.id, d.status.state, d.counters.readings_out]), [['s1', 'connected', 3]]);
     assert.is(ctx.stats().devices.s1?.readings_in, 3);
-    await waitFor(() => ctx.broker().connected, 5000, 'the broker connection seen by outputs');
+    await waitFor(() => ctx.broker().connected, 15_000, 'the broker connection seen by outputs');
     assert.equal(ctx.health(), { ok: true });
 
     // the write path: checks refuse, a good value reaches the line
@@ -93,7 +93,7 @@ if (enabled) {
     assert.match(await refusal(ctx.write('s1', 'n', 1)), /not writable/);
     assert.match(await refusal(ctx.write('nope', 'sp', 1)), /unknown device/);
     await ctx.write('s1', 'sp', 7.5);
-    await waitFor(() => instrument.received.includes('\n'), 5000, 'the write on the line');
+    await waitFor(() => instrument.received.includes('\n'), 15_000, 'the write on the line');
     assert.is(instrument.received, 'SET sp 7.5\n');
 
     await gw.stop();
