@@ -223,6 +223,9 @@ const tlsSettings = z.strictObject({
   reject_unauthorized: z.boolean().default(true),
 });
 
+/** 127.0.0.0/8 as a dotted-quad literal */
+const LOOPBACK_V4 = /^127(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
 /** a topic (or prefix) to publish to: no wildcards, no leading or trailing "/" */
 const topicFilterFree = z.string().min(1).regex(/^[^#+]+$/, { message: 'expected a topic without "#" or "+"' })
   .refine((s) => !s.startsWith('/') && !s.endsWith('/'), { message: 'must not start or end with "/"' });
@@ -303,10 +306,11 @@ export const configSchema = z.strictObject({
     if (h.password === '') ctx.addIssue({ code: 'custom', path: ['password'], input: undefined, message: 'empty: HTTP basic auth needs a password (is the credential file still empty?)' });
     const colon = h.listen.lastIndexOf(':');
     const port = Number(h.listen.slice(colon + 1));
-    // 0 (any free port, its URL logged) stays allowed: the demo and tests bind that way
+    // 0 (any free port) stays allowed: the demo and tests bind that way
     if (port > 65535) ctx.addIssue({ code: 'custom', path: ['listen'], input: h.listen, message: `port ${port} is out of range: expected at most 65535` });
     const host = h.listen.slice(0, colon).replace(/^\[|\]$/g, '');
-    const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
+    // IP literals only: a name like 127.example.com may resolve anywhere
+    const loopback = host === 'localhost' || host === '::1' || LOOPBACK_V4.test(host);
     if (!loopback && (h.username === undefined || h.password === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['listen'], input: h.listen, message: `listening on ${host || 'every interface'} (beyond loopback) needs username and password_file (HTTP basic auth)` });
     }

@@ -44,6 +44,8 @@ export function safeUrl(url: string): string {
   if (!URL.canParse(url)) return '(unparsable url)';
   const u = new URL(url);
   u.username = u.password = '';
+  // a token may ride in the query (ws://host/mqtt?token=...) or the fragment
+  u.search = u.hash = '';
   return u.toString();
 }
 

@@ -95,6 +95,18 @@ test('secrets written inline: a password of the wrong type and a URL with userin
   assert.ok(lines.some((l) => l.includes('"http://***@broker:1883"')), lines.join('\n'));
 });
 
+test('http.listen without credentials: loopback IP literals and localhost only, ports up to 65535', () => {
+  const result = (listen: string) => parseConfigText(`http: { listen: "${listen}" }\n`, 'f.yaml', {});
+  for (const listen of ['127.0.0.1:8080', '127.1.2.254:80', '[::1]:8080', 'localhost:8080', '127.0.0.1:0']) {
+    const r = result(listen);
+    assert.ok(r.ok, `${listen}: ${r.ok ? '' : r.errors.join('\n')}`);
+  }
+  for (const listen of ['127.example.com:8080', '127.0.0.1.nip.io:8080', '127.0.0.256:8080', '0.0.0.0:8080', ':8080']) {
+    assert.ok(errors(result(listen)).some((l) => l.includes('http.listen: listening on') && l.includes('needs username and password_file')), listen);
+  }
+  assert.equal(errors(result('127.0.0.1:65536')), ['f.yaml: http.listen: port 65536 is out of range: expected at most 65535, got "127.0.0.1:65536"']);
+});
+
 test('secret values never appear in an error or a warning', () => {
   const secret = 'S3cr3t-V@lue#1';
   // /s/re holds a pattern the regex engine rejects, quoting it in its message

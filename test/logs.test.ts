@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseConfigText } from '../config/load.js';
 import { journalLine, prettyLine, resolveLogFormat } from '../gateway/log-format.js';
-import { createLogger } from '../gateway/logger.js';
+import { createLogger, safeUrl } from '../gateway/logger.js';
 import { runCli, writeConfig } from './helpers/gateway.js';
 import { freePort, tempDir, waitFor } from './helpers/peers.js';
 
@@ -68,6 +68,12 @@ test('secrets are redacted in every format', () => {
     assert.not.ok(out.includes(SECRET), `${format}: ${out}`);
     assert.ok(out.includes('[redacted]'), format);
   }
+});
+
+test('safeUrl: no userinfo, query string or fragment (a token may ride in any of them)', () => {
+  assert.is(safeUrl('wss://gw:pw@broker.example:8884/mqtt?token=T0k3n&x=1#frag'), 'wss://broker.example:8884/mqtt');
+  assert.is(safeUrl('mqtt://broker:1883'), 'mqtt://broker:1883');
+  assert.is(safeUrl('not a url'), '(unparsable url)');
 });
 
 test('disabled levels write nothing in any format', () => {
