@@ -130,7 +130,10 @@ export class Gateway {
     if (this.statsTimer) clearInterval(this.statsTimer);
     await Promise.all([...this.tasks.values()].map((t) => t.stop()));
     for (const t of this.tasks.values()) this.onStatus(t.id, { state: 'disconnected', since: this.clock.now(), error: 'gateway stopped' });
-    await this.hub.stop();
+    // outputs say goodbye on their own connections while the JSON batches drain: one after
+    // the other (an output's ~4 s, the drain's 5 s, the disconnect's 3 s) would miss the
+    // service's 10 s stop deadline
+    const outputsStopped = this.hub.stop();
     const publisher = this.publisher;
     if (publisher) {
       // with the broker away there is nothing to wait for: the buffer keeps them
@@ -144,6 +147,7 @@ export class Gateway {
       this.publishStats();
       await publisher.stop();
     }
+    await outputsStopped;
     await this.store?.close();
     this.stats.stop();
     this.log.info('edgegate stopped');

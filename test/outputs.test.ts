@@ -107,6 +107,40 @@ if (enabled) {
     assert.ok(lines.some((l) => l.msg === 'output did not stop cleanly'));
     assert.is(unstarted.calls, 0, 'an output that could not start gets no events and no stop');
   });
+
+  test('stop: the JSON publisher drains and disconnects while an output is still saying goodbye', async () => {
+    const tmp = tempDir();
+    cleanups.push(() => tmp.remove());
+    const broker = await startMosquitto();
+    cleanups.push(() => broker.stop());
+    const pty = await ptyPair(tmp.dir);
+    cleanups.push(() => pty.stop());
+    const loaded = parseConfigText(JSON.stringify(gatewayConfig(broker.url, tmp.dir, [serialDevice('s1', pty.device)])), 'config.json');
+    assert.ok(loaded.ok, loaded.ok ? '' : loaded.errors.join('\n'));
+    if (!loaded.ok) return;
+    const { log, lines } = captureLog();
+    // an output whose goodbye takes as long as the test wants
+    let release = () => {};
+    let stopCalled = false;
+    const slow: Output = {
+      name: 'slow',
+      async start() {},
+      stop: () => { stopCalled = true; return new Promise<void>((resolve) => { release = resolve; }); },
+    };
+    const gw = new Gateway(loaded.config, { log, outputs: [slow] });
+    let done = false;
+    cleanups.push(async () => { release(); if (!done) await gw.stop(); });
+    await gw.start();
+    await waitFor(() => [...gw.devices].every((d) => d.status.state === 'connected'), 20_000, 's1 connected');
+    const stopping = gw.stop().then(() => { done = true; });
+    await waitFor(() => stopCalled, 15_000, 'the output asked to stop');
+    // one after the other, the publisher would wait for the output's goodbye first
+    await waitFor(() => lines.some((l) => l.msg === 'mqtt stopped'), 15_000, 'the publisher stopped while the output is still stopping');
+    assert.not.ok(done, 'the gateway waits for its outputs');
+    release();
+    await stopping;
+    assert.ok(done);
+  });
 }
 
 test.run();
