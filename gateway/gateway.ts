@@ -1,7 +1,7 @@
 // The gateway core: one publisher, one task per device, stats, writes and
 // reload. Constructors assign; start()/stop() do the I/O.
 import { accessSync, constants } from 'node:fs';
-import type { DeviceConfig, ResolvedConfig } from '../config/schema.js';
+import type { DeviceConfig, ResolvedConfig, TagConfig } from '../config/schema.js';
 import type { DriverDeps } from '../drivers/registry.js';
 import { GatewayStore } from './buffer/store.js';
 import type { BufferStats } from './buffer/types.js';
@@ -49,8 +49,8 @@ export class Gateway {
   private store: GatewayStore | undefined;
   /** each tag's latest reading, kept while an output or retained tag values need it */
   private readonly latestValues = new Map<string, Map<string, Reading>>();
-  /** tags with a reading not yet published on their retained topic */
-  private readonly unretained = new Map<string, Set<string>>();
+  /** per device, while tag values are retained: which tags, their topics, and those with a reading not yet published */
+  private readonly retained = new Map<string, TagRetention>();
   private readonly hub: OutputHub;
   private readonly stats: StatsCollector;
   private publisher: MqttPublisher | undefined;
@@ -249,6 +249,7 @@ export class Gateway {
       ...(this.opts.driverDeps?.[config.id] ? { driverDeps: this.opts.driverDeps[config.id] } : {}),
     });
     this.tasks.set(config.id, task);
+    if (this.retainTags) this.retained.set(config.id, this.tagRetention(config));
     this.store?.seq.prepare(config.id);
     this.onStatus(config.id, task.status);
     task.start();
@@ -260,7 +261,7 @@ export class Gateway {
     await task.stop();
     this.tasks.delete(id);
     this.latestValues.delete(id);
-    this.unretained.delete(id);
+    this.retained.delete(id);
     if (clearRetained) this.publisher?.setRetained(`${this.prefix}/devices/${id}/status`, '');
   }
 
@@ -272,14 +273,14 @@ export class Gateway {
   private onBatch(b: Batch): void {
     this.publisher?.publishBatch(b);
     // retained values follow their batch, so a subscriber never sees a value before the data carrying it
-    const pending = this.unretained.get(b.device);
-    if (pending && pending.size > 0) {
+    const t = this.retained.get(b.device);
+    if (t && t.pending.size > 0) {
       const latest = this.latestValues.get(b.device);
-      for (const tag of pending) {
+      for (const tag of t.pending) {
         const r = latest?.get(tag);
-        if (r) this.publishTagState(b.device, r);
+        if (r) this.publishTagState(t, r);
       }
-      pending.clear();
+      t.pending.clear();
     }
     this.hub.batch(b);
   }
@@ -293,16 +294,34 @@ export class Gateway {
       if (!m) this.latestValues.set(device, (m = new Map()));
       m.set(r.tag, r);
       if (retain) {
-        let p = this.unretained.get(device);
-        if (!p) this.unretained.set(device, (p = new Set()));
-        p.add(r.tag);
+        const t = this.retained.get(device);
+        if (t && tagTopic(t, r.tag) !== undefined) t.pending.add(r.tag);
       }
       hub?.reading(device, r);
     };
   }
 
-  private publishTagState(device: string, r: Reading): void {
-    this.publisher?.setRetained(`${this.prefix}/devices/${device}/tags/${r.tag}`, JSON.stringify({ value: r.value, ts: r.ts, quality: r.quality }));
+  /**
+   * retain_last_values: every tag; Home Assistant alone: the tags it
+   * discovers, whose state topics these are (not those with `homeassistant: false`)
+   */
+  private tagRetention(config: DeviceConfig): TagRetention {
+    const base = `${this.prefix}/devices/${config.id}/tags/`;
+    const all = this.config.mqtt.retain_last_values;
+    const topics = new Map<string, string>();
+    if (!all) {
+      for (const [key, tag] of Object.entries(config.tags) as Array<[string, TagConfig]>) {
+        if (tag.homeassistant === false) continue;
+        const name = tag.name ?? key;
+        topics.set(name, base + name);
+      }
+    }
+    return { all, base, topics, pending: new Set() };
+  }
+
+  private publishTagState(t: TagRetention, r: Reading): void {
+    const topic = tagTopic(t, r.tag);
+    if (topic !== undefined) this.publisher?.setRetained(topic, JSON.stringify({ value: r.value, ts: r.ts, quality: r.quality }));
   }
 
   private onStatus(id: string, s: DeviceStatus): void {
@@ -328,7 +347,10 @@ export class Gateway {
       health: () => this.healthy(this.opts.healthStallMs ?? HEALTH_STALL_MS),
       write: (device, tag, value) => this.write(device, tag, value),
       republishTagStates: () => {
-        for (const [device, latest] of this.latestValues) for (const r of latest.values()) this.publishTagState(device, r);
+        for (const [device, latest] of this.latestValues) {
+          const t = this.retained.get(device);
+          if (t) for (const r of latest.values()) this.publishTagState(t, r);
+        }
       },
     };
   }
@@ -407,6 +429,25 @@ export class Gateway {
       p.publish(props.responseTopic, body, { qos: 1, ...(props.correlationData ? { properties: { correlationData: props.correlationData } } : {}) });
     }
   }
+}
+
+/** one device's retained tag values */
+interface TagRetention {
+  /** every tag (retain_last_values), else only those in topics */
+  all: boolean;
+  /** P/devices/<d>/tags/ */
+  base: string;
+  /** each retained tag's topic, built once */
+  topics: Map<string, string>;
+  /** tags with a reading not yet published on their retained topic */
+  pending: Set<string>;
+}
+
+/** the retained topic of a tag, or undefined when its value is not retained */
+function tagTopic(t: TagRetention, tag: string): string | undefined {
+  let topic = t.topics.get(tag);
+  if (topic === undefined && t.all) t.topics.set(tag, (topic = t.base + tag));
+  return topic;
 }
 
 /** what a reload cannot switch to: refused before anything changes */

@@ -146,6 +146,29 @@ if (enabled) {
     }
   });
 
+  test('homeassistant.enabled without retain_last_values: only the tags Home Assistant discovers keep a retained value', async () => {
+    const e = await setup();
+    try {
+      const sub = await e.subscribe(e.broker!.url);
+      const device = serialDevice('inst1', e.pty!.device, { tags: { a: {}, b: { homeassistant: false } } });
+      e.start(gatewayConfig(e.broker!.url, e.dir, [device], {
+        mqtt: { url: e.broker!.url, qos: 1 },
+        homeassistant: { enabled: true },
+        batch: { max_readings: 2, max_wait: '10s' },
+      }));
+      await waitForState(sub, 'inst1', 'connected');
+      e.instrument!.write('a=1;b=2\n');
+      await waitFor(() => latest(sub, 'edgegate/gw1/devices/inst1/tags/a')?.value === 1, 15_000, 'retained a=1');
+      e.instrument!.write('a=3;b=4\n');
+      await waitFor(() => latest(sub, 'edgegate/gw1/devices/inst1/tags/a')?.value === 3, 15_000, 'retained a=3');
+      // b's value would have gone out beside a's, on the same connection
+      assert.equal(dataOf(sub, 'inst1').flatMap((x) => x.readings.map((r) => r.value)), [1, 2, 3, 4], 'b is still in the data');
+      assert.not.ok(sub.messages.some((m) => m.topic === 'edgegate/gw1/devices/inst1/tags/b'), 'no retained value for a tag Home Assistant does not discover');
+    } finally {
+      await e.cleanup();
+    }
+  });
+
   test('names from device data and from requests never become invalid topics; retained writes are not carried out', async () => {
     const e = await setup();
     try {
