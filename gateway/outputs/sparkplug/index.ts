@@ -80,7 +80,13 @@ export class SparkplugOutput implements Output {
       offline: () => this.#offline(),
       message: (topic, payload) => this.#message(topic, payload),
     });
-    this.#conn.start();
+    try {
+      this.#conn.start();
+    } catch (err) {
+      // the hub leaves an output that failed to start out, without stopping it: nothing may stay open
+      await this.stop();
+      throw err;
+    }
     this.#node.startTimer(config.stats_interval, () => this.#publishNodeData());
   }
 
