@@ -8,12 +8,12 @@ import mqtt from 'mqtt';
 import { parseConfigText } from '../config/load.js';
 import { Gateway } from '../gateway/gateway.js';
 import { HomeAssistantOutput } from '../gateway/outputs/homeassistant/index.js';
-import { gatewayConfig, serialDevice } from './helpers/e2e.js';
+import { brokerAndPty, gatewayConfig, serialDevice } from './helpers/e2e.js';
 import { assertDiscovery } from './helpers/ha-discovery.js';
-import { collect, startMosquitto } from './helpers/mosquitto.js';
+import { collect } from './helpers/mosquitto.js';
 import { captureLog, cleanupsAfterEach } from './helpers/mqtt-fixtures.js';
-import { requirePeer, tempDir, waitFor } from './helpers/peers.js';
-import { openInstrument, ptyPair } from './helpers/socat.js';
+import { requirePeer, waitFor } from './helpers/peers.js';
+import { openInstrument } from './helpers/socat.js';
 import { watchedClock } from './helpers/watched-clock.js';
 
 const enabled = requirePeer('mosquitto', 'the gateway publishes to a real broker') && requirePeer('socat', 'serial ports are socat pty pairs');
@@ -24,13 +24,8 @@ const STATE = 'edgegate/gw1/devices/s1/tags/n';
 
 if (enabled) {
   test('HA\'s birth republishes discovery and tag states after the delay, once for a burst; "offline" does not', async () => {
-    const tmp = tempDir();
-    cleanups.push(() => tmp.remove());
-    const broker = await startMosquitto();
-    cleanups.push(() => broker.stop());
-    const pty = await ptyPair(tmp.dir);
-    cleanups.push(() => pty.stop());
-    const loaded = parseConfigText(JSON.stringify(gatewayConfig(broker.url, tmp.dir, [serialDevice('s1', pty.device, { tags: { n: { type: 'integer' } } })], {
+    const { dir, broker, pty } = await brokerAndPty(cleanups);
+    const loaded = parseConfigText(JSON.stringify(gatewayConfig(broker.url, dir, [serialDevice('s1', pty.device, { tags: { n: { type: 'integer' } } })], {
       homeassistant: { enabled: true },
     })), 'config.json');
     assert.ok(loaded.ok, loaded.ok ? '' : loaded.errors.join('\n'));

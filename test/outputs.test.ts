@@ -7,11 +7,10 @@ import { parseConfigText } from '../config/load.js';
 import { Gateway } from '../gateway/gateway.js';
 import type { GatewayContext, Output } from '../gateway/outputs/output.js';
 import type { Batch, Reading } from '../gateway/types.js';
-import { gatewayConfig, serialDevice } from './helpers/e2e.js';
-import { startMosquitto } from './helpers/mosquitto.js';
+import { brokerAndPty, gatewayConfig, serialDevice } from './helpers/e2e.js';
 import { captureLog, cleanupsAfterEach } from './helpers/mqtt-fixtures.js';
-import { requirePeer, tempDir, waitFor } from './helpers/peers.js';
-import { openInstrument, ptyPair } from './helpers/socat.js';
+import { requirePeer, waitFor } from './helpers/peers.js';
+import { openInstrument } from './helpers/socat.js';
 
 const enabled = requirePeer('mosquitto', 'the gateway publishes to a real broker') && requirePeer('socat', 'serial ports are socat pty pairs');
 const cleanups = cleanupsAfterEach(test);
@@ -53,13 +52,8 @@ async function refusal(p: Promise<unknown>): Promise<string> {
 
 if (enabled) {
   test('every output sees readings, batches and statuses; a throwing one and one that cannot start cost the others nothing', async () => {
-    const tmp = tempDir();
-    cleanups.push(() => tmp.remove());
-    const broker = await startMosquitto();
-    cleanups.push(() => broker.stop());
-    const pty = await ptyPair(tmp.dir);
-    cleanups.push(() => pty.stop());
-    const text = JSON.stringify(gatewayConfig(broker.url, tmp.dir, [serialDevice('s1', pty.device, {
+    const { dir, broker, pty } = await brokerAndPty(cleanups);
+    const text = JSON.stringify(gatewayConfig(broker.url, dir, [serialDevice('s1', pty.device, {
       write_template: 'SET {tag} {value}\n',
       tags: { n: { type: 'integer' }, sp: { type: 'number', writable: true, max: 10 } },
     })]));
@@ -109,13 +103,8 @@ if (enabled) {
   });
 
   test('stop: the JSON publisher drains and disconnects while an output is still saying goodbye', async () => {
-    const tmp = tempDir();
-    cleanups.push(() => tmp.remove());
-    const broker = await startMosquitto();
-    cleanups.push(() => broker.stop());
-    const pty = await ptyPair(tmp.dir);
-    cleanups.push(() => pty.stop());
-    const loaded = parseConfigText(JSON.stringify(gatewayConfig(broker.url, tmp.dir, [serialDevice('s1', pty.device)])), 'config.json');
+    const { dir, broker, pty } = await brokerAndPty(cleanups);
+    const loaded = parseConfigText(JSON.stringify(gatewayConfig(broker.url, dir, [serialDevice('s1', pty.device)])), 'config.json');
     assert.ok(loaded.ok, loaded.ok ? '' : loaded.errors.join('\n'));
     if (!loaded.ok) return;
     const { log, lines } = captureLog();

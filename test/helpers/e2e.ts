@@ -187,3 +187,17 @@ export async function setup(opts: { broker?: boolean; pty?: boolean } = {}) {
     },
   };
 }
+
+/**
+ * A temp dir, a Mosquitto and a socat pty pair for one test, each handed to
+ * the file's after-each (cleanupsAfterEach), so they go on success and failure.
+ */
+export async function brokerAndPty(cleanups: Array<() => Promise<void> | void>): Promise<{ dir: string; broker: Broker; pty: Pty }> {
+  const tmp = tempDir();
+  cleanups.push(() => tmp.remove());
+  const broker = await startMosquitto();
+  cleanups.push(() => broker.stop());
+  const pty = await ptyPair(tmp.dir);
+  cleanups.push(() => pty.stop());
+  return { dir: tmp.dir, broker, pty };
+}
