@@ -265,6 +265,7 @@ test('the commented credential lines of the examples work under systemd, with th
     mkdirSync(join(tmp.dir, 'creds'));
     writeFileSync(join(tmp.dir, 'creds', 'mqtt-password'), 'mqtt-secret\n');
     writeFileSync(join(tmp.dir, 'creds', 'opcua-password'), 'plc-secret\n');
+    writeFileSync(join(tmp.dir, 'creds', 'http-password'), 'page-secret\n');
     // systemd's ConfigurationDirectory= sets CONFIGURATION_DIRECTORY; the TLS files must be readable
     for (const f of ['ca.pem', 'gw.pem', 'gw.key']) writeFileSync(join(tmp.dir, f), 'PEM');
     const env = { CREDENTIALS_DIRECTORY: join(tmp.dir, 'creds'), CONFIGURATION_DIRECTORY: tmp.dir };
@@ -275,6 +276,7 @@ test('the commented credential lines of the examples work under systemd, with th
     assert.is(full.mqtt.tls?.ca, join(tmp.dir, 'ca.pem'));
     const plc = full.devices[4]!;
     assert.is(plc.driver === 'opcua' && plc.password, 'plc-secret');
+    assert.equal([full.http?.username, full.http?.password], ['admin', 'page-secret']);
     hasLine(errors(parseConfigText(uncommented, 'full.yaml', {})), 'mqtt.password_file: environment variable CREDENTIALS_DIRECTORY is not set');
   } finally {
     tmp.remove();
