@@ -38,7 +38,9 @@ function sensorLines(): () => string {
 async function ptyInstrument(dir: string): Promise<Instrument | undefined> {
   if (spawnSync('sh', ['-c', 'command -v socat']).status !== 0) return undefined;
   const device = join(dir, 'ttyGW'), instr = join(dir, 'ttyINSTR');
-  const socat: ChildProcess = spawn('socat', [`pty,raw,echo=0,link=${device}`, `pty,raw,echo=0,link=${instr}`], { stdio: 'ignore' });
+  // its own process group: a Ctrl-C in the terminal reaches the gateway, which stops its
+  // devices first; the demo then ends socat (a socat gone first reads as an unplugged port)
+  const socat: ChildProcess = spawn('socat', [`pty,raw,echo=0,link=${device}`, `pty,raw,echo=0,link=${instr}`], { stdio: 'ignore', detached: true });
   for (let i = 0; i < 100 && !(existsSync(device) && existsSync(instr)); i++) await new Promise((r) => setTimeout(r, 20));
   if (!existsSync(instr)) {
     socat.kill();
@@ -156,6 +158,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
       `  npx mqtt sub -h ${url.hostname} -p ${url.port} -t '${topic}' -v`,
       'Write a setpoint:',
       `  mosquitto_pub -h ${url.hostname} -p ${url.port} -t '${gateway.prefix}/devices/${OPCUA_DEVICE}/set/setpoint' -m 42`,
+      'Home Assistant: MQTT discovery is on; point its MQTT integration at this broker',
+      `  (reachable from Home Assistant's host) and the devices "${DEVICE}" and "${OPCUA_DEVICE}" appear.`,
       '',
       'Press Ctrl-C to stop.',
       '',
