@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { runCli, writeConfig } from './helpers/gateway.js';
 import { startMosquitto } from './helpers/mosquitto.js';
 import { cleanupsAfterEach } from './helpers/mqtt-fixtures.js';
-import { requirePeer, tempDir } from './helpers/peers.js';
+import { requirePeer, tempDir, waitFor } from './helpers/peers.js';
 import { sparkplugHost } from './helpers/sparkplug.js';
 
 const enabled = requirePeer('mosquitto', 'the will is delivered by a real broker');
@@ -48,5 +48,26 @@ if (enabled) {
     assert.is(bdSeq('NDEATH', 1), 1);
   });
 }
+
+test('a broker without MQTT 5 (the embedded one): the edge node goes on with MQTT 3.1.1 and is born', async () => {
+  const tmp = tempDir();
+  cleanups.push(() => tmp.remove());
+  const config = writeConfig(tmp.dir, {
+    gateway: { id: 'gw1' }, mqtt: { url: 'embedded' }, buffer: { dir: `${tmp.dir}/buffer` }, sparkplug: { enabled: true }, devices: [],
+  });
+  const gw = runCli(['run', '--config', config], { env: { LOG_LEVEL: 'info' } });
+  cleanups.push(async () => { await gw.stop(); });
+  await waitFor(() => gw.logs().some((l) => l.msg === 'embedded MQTT broker listening'), 20_000, 'the embedded broker');
+  const url = String(gw.logs().find((l) => l.msg === 'embedded MQTT broker listening')!.url);
+  const host = await sparkplugHost(url, 'edgegate', 4);
+  cleanups.push(() => host.close());
+  await waitFor(() => gw.logs().some((l) => l.msg === 'sparkplug connected'), 20_000, 'the edge node connected');
+  // the NBIRTH may have gone before this host subscribed: a rebirth asks for it again
+  await host.command('spBv1.0/edgegate/NCMD/gw1', [{ name: 'Node Control/Rebirth', type: 'Boolean', value: true }]);
+  await host.waitFor((m) => m.some((x) => x.verb === 'NBIRTH'), 20_000, 'NBIRTH');
+  assert.ok(gw.logs().some((l) => String(l.msg).includes('sparkplug goes on with MQTT 3.1.1')));
+  const r = await gw.stop();
+  assert.is(r.code, 0);
+});
 
 test.run();

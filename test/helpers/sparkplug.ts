@@ -63,8 +63,9 @@ export interface Host {
   close(): Promise<void>;
 }
 
-export async function sparkplugHost(url: string, group = 'edgegate'): Promise<Host> {
-  const client = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 100 });
+/** protocolVersion 4 for a broker without MQTT 5 (the embedded one) */
+export async function sparkplugHost(url: string, group = 'edgegate', protocolVersion: 4 | 5 = 5): Promise<Host> {
+  const client = await mqtt.connectAsync(url, { protocolVersion, reconnectPeriod: 100 });
   const messages: SpMessage[] = [];
   const types = new Map<string, Map<number, DataType>>();
   client.on('message', (topic, payload, packet) => {

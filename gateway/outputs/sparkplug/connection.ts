@@ -85,7 +85,16 @@ export class EdgeConnection {
     });
     // a refused CONNECT (wrong credentials, not authorized) must show at the default level; once a minute is enough
     client.on('error', (err) => {
-      const fields = { url: safeUrl(o.settings.url), err: err.message, code: (err as { code?: unknown }).code };
+      const code = (err as { code?: unknown }).code;
+      // a broker without MQTT 5 (the embedded one, older brokers) refuses the version: Sparkplug 3.0
+      // allows MQTT 3.1.1 with a clean session, which is what the next attempt asks for
+      if ((code === 1 || code === 132) && client.options.protocolVersion === 5) {
+        client.options.protocolVersion = 4;
+        delete client.options.properties;
+        o.log.info({ url: safeUrl(o.settings.url) }, 'the broker does not speak MQTT 5: sparkplug goes on with MQTT 3.1.1 (clean session)');
+        return;
+      }
+      const fields = { url: safeUrl(o.settings.url), err: err.message, code };
       if (errors.take()) errors.warn(fields, 'sparkplug connection error');
       else o.log.debug(fields, 'sparkplug connection error');
     });
