@@ -19,6 +19,7 @@ import { ProcSampler } from './procfs.js';
 import type { Row } from './report.js';
 import { CountingSubscriber } from './subscriber.js';
 import type { Trace } from './trace-hook.js';
+import { stopChild } from './child.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const SIM = join(HERE, '..', 'drivers', 'opcua', 'sim-server.js');
@@ -46,15 +47,6 @@ function start(script: string, args: string[], flags: string[] = [], env?: NodeJ
   child.stdout?.setEncoding('utf8').on('data', (d: string) => { out = (out + d).slice(-8000); });
   child.stderr?.setEncoding('utf8').on('data', (d: string) => { err = (err + d).slice(-4000); });
   return { child, out: () => out, err: () => err };
-}
-
-async function stop(child: ChildProcess | undefined, graceMs: number): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
 }
 
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
@@ -134,7 +126,7 @@ async function runRow(name: string, flooded: boolean, seconds: number): Promise<
     await until(() => s.unique >= (sent.lines ?? 0) || Date.now() - t1 > 10_000, 15_000, 'drain');
     sampler.sample();
     const w = sampler.window(t0, t1);
-    await stop(gw.child, 8000);
+    await stopChild(gw.child, 8000);
     const trace = existsSync(traceFile) ? JSON.parse(readFileSync(traceFile, 'utf8')) as Trace : undefined;
     const parts = trace ? breakdown(trace, s.batches, t0, t1) : undefined;
     const inWindow = s.stats.filter((x) => x.at >= t0 && x.at <= t1 + 1000);
@@ -164,7 +156,7 @@ async function runRow(name: string, flooded: boolean, seconds: number): Promise<
     };
   } finally {
     sampler?.stop();
-    for (const p of procs.reverse()) await stop(p, 8000);
+    for (const p of procs.reverse()) await stopChild(p, 8000);
     await sub?.close();
     for (const p of ptys) await p.stop();
     await broker?.stop();

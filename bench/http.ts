@@ -16,6 +16,7 @@ import { ptyPair, type PtyPair } from '../test/helpers/socat.js';
 import { DEPLOYED_FLAGS } from './memory.js';
 import { ProcSampler, readProc } from './procfs.js';
 import type { Row } from './report.js';
+import { stopChild } from './child.js';
 
 export const HTTP_ROWS = {
   scrape: 'http scrape 10,000 tags (gateway)',
@@ -169,14 +170,7 @@ export async function benchHttp(opts: { quick?: boolean; only?: (name: string) =
     clearInterval(feed);
     events?.destroy();
     sampler?.stop();
-    if (gw && gw.exitCode === null && gw.signalCode === null) {
-      const g = gw;
-      const exited = new Promise<void>((r) => g.once('exit', () => r()));
-      g.kill('SIGTERM');
-      const timer = setTimeout(() => g.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopChild(gw, 10_000);
     for (const fd of fds) closeSync(fd);
     for (const p of ptys) await p.stop();
     await broker?.stop();

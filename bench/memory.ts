@@ -15,6 +15,7 @@ import { ptyPair, type PtyPair } from '../test/helpers/socat.js';
 import { startModbusPeer, type ModbusPeer } from '../test/peers/modbus.js';
 import { ProcSampler } from './procfs.js';
 import type { Row } from './report.js';
+import { stopChild } from './child.js';
 
 /**
  * The node flags the gateway runs with: the bin's shebang, `npm start` and
@@ -104,14 +105,7 @@ async function runJob(job: Job): Promise<Row> {
     };
   } finally {
     sampler?.stop();
-    if (gw && gw.exitCode === null && gw.signalCode === null) {
-      const g = gw;
-      const exited = new Promise<void>((r) => g.once('exit', () => r()));
-      g.kill('SIGTERM');
-      const timer = setTimeout(() => g.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopChild(gw, 10_000);
     sub?.end(true);
     await peers?.stop();
     await broker?.stop();

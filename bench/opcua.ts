@@ -16,6 +16,7 @@ import { DEPLOYED_FLAGS } from './memory.js';
 import { ProcSampler } from './procfs.js';
 import { messagesRatio, perCpuRatio, type Ratio, type Row } from './report.js';
 import { TickCounter } from './opcua-subscriber.js';
+import { stopChild } from './child.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const SIM = join(HERE, '..', 'drivers', 'opcua', 'sim-server.js');
@@ -82,15 +83,6 @@ function node(script: string, args: string[], flags: string[] = []): { child: Ch
   child.stdout?.setEncoding('utf8').on('data', (d: string) => { out += d; });
   child.stderr?.setEncoding('utf8').on('data', (d: string) => { err = (err + d).slice(-4000); });
   return { child, out: () => out, err: () => err };
-}
-
-async function stopChild(child: ChildProcess | undefined, graceMs: number): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
 }
 
 async function until(cond: () => boolean, ms: number, what: () => string, dead: () => string | undefined = () => undefined): Promise<void> {

@@ -13,6 +13,7 @@ import { DEPLOYED_FLAGS } from './memory.js';
 import { childrenOf, CpuShares, ProcSampler } from './procfs.js';
 import type { Row } from './report.js';
 import { CountingSubscriber } from './subscriber.js';
+import { stopChild } from './child.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 /** a process under test that grows past this is stopped: the phase must end */
@@ -54,14 +55,6 @@ function output(child: ChildProcess): { out: () => string; err: () => string } {
 
 function exited(child: ChildProcess): Promise<void> {
   return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', () => r()));
-}
-
-async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited(child);
-  clearTimeout(timer);
 }
 
 async function until(cond: () => boolean, ms: number, what: () => string, alive: () => string | undefined): Promise<void> {
